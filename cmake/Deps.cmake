@@ -1,0 +1,17 @@
+# Every dependency is an imported target, found through pkg-config or its CMake package.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing>=2.3)
+pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf>=1.1)
+find_package(fmt 9 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(GTest REQUIRED)
+
+include(CheckSymbolExists)
+set(CMAKE_REQUIRED_LIBRARIES PkgConfig::URING)
+check_symbol_exists(io_uring_prep_recvmsg_multishot "liburing.h" XEMS_HAVE_RECVMSG_MULTISHOT)
+unset(CMAKE_REQUIRED_LIBRARIES)
+if(NOT XEMS_HAVE_RECVMSG_MULTISHOT)
+  message(FATAL_ERROR "liburing lacks io_uring_prep_recvmsg_multishot (need liburing >= 2.3)")
+endif()
