@@ -72,10 +72,14 @@ class Value {
   int64_t int_ = 0;
   std::string_view str_;
   union {
-    List* list_;
+    List* list_ = nullptr;
     Dict* dict_;
   };
 };
+
+// Deep structural equality: same type, same bytes/integers, same list order, same dict entries in
+// the same order (dicts are compared as wire-ordered sequences, duplicates included).
+bool operator==(const Value& a, const Value& b);
 
 // Owns the arena that decoded values and built replies live in.
 class Document {
@@ -99,12 +103,34 @@ class Document {
 // Maximum nesting accepted by the decoders; deeper input is an error (no stack exhaustion).
 inline constexpr int kMaxDepth = 64;
 
-// Decodes one bencode value that must span all of `in`. Strings point into `in`.
+// Decodes one bencode value that must span all of `in`. Strings point into `in`. Strict: errors
+// read "Invalid bencode at offset N: <reason>", reason one of "unexpected end of input",
+// "unexpected byte 'x'" (or 0xNN), "trailing data after value", "leading zero in string length",
+// "string length exceeds input", "expected ':' after string length", "integer without digits",
+// "leading zero in integer", "negative zero", "integer overflows int64", "expected 'e' after
+// integer", "dictionary key is not a string", "dictionary key without value", "nesting deeper
+// than 64 levels".
 Result<Value> decodeBencode(std::string_view in, Document& doc);
 // Decodes one JSON value (objects→dict, arrays→list, strings, integers; true/false→"true"/
 // "false" strings; null→empty string; non-integer numbers→their text as string).
+// Integers beyond int64 also keep their text; duplicate keys are kept in wire order (find()
+// returns the first); a raw NUL byte anywhere in `in` is an error.
 Result<Value> decodeJson(std::string_view in, Document& doc);
+// Both encoders append to `out`. A kNull value encodes as "0:" (bencode has no null) and as
+// `null` in JSON; either decodes back to an empty string.
 void encodeBencode(const Value& v, std::string& out);
+// Strings that are valid UTF-8 are written verbatim except for '"', '\\' and control characters
+// (< 0x20, escaped as \b \f \n \r \t or \u00XX). A byte that is not part of a valid UTF-8
+// sequence is written as \u00XX, i.e. read as Latin-1: the output is always valid JSON and UTF-8,
+// but such bytes come back as the two-byte UTF-8 form of U+00XX (JSON cannot carry raw bytes).
 void encodeJson(const Value& v, std::string& out);
+
+// Exact number of bytes encodeBencode() appends for `v` (used to reserve, or to check a size
+// limit before encoding).
+size_t bencodeSize(const Value& v);
+
+// Error message of every decodeJson() failure (rtpengine's literal error-reason); the nesting
+// limit appends ": nesting deeper than 64 levels".
+inline constexpr std::string_view kJsonParseError = "Failed to parse JSON document";
 
 }  // namespace xems::ng

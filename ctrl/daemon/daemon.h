@@ -1,0 +1,41 @@
+// xemsd's control thread: one epoll loop over the ng sockets, a 1 s timer (timeouts, delete
+// delays, rates) and a signalfd (SIGTERM/SIGINT stop, SIGHUP reload). Media runs in the
+// datapath's worker threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "ctrl/ng/ng_server.h"
+#include "ctrl/session/call_registry.h"
+#include "datapath/forwarding_table.h"
+
+namespace xems {
+
+class Daemon {
+ public:
+  // argv is kept for SIGHUP, which re-reads the config file and the same flags.
+  static Result<std::unique_ptr<Daemon>> create(Config cfg, std::vector<std::string> argv);
+  ~Daemon();
+  // Runs until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+ private:
+  Daemon() = default;
+  void reload();
+
+  Config cfg_;
+  std::vector<std::string> argv_;
+  std::unique_ptr<datapath::ForwardingTable> table_;
+  std::unique_ptr<session::CallRegistry> registry_;
+  std::unique_ptr<ng::NgServer> ng_;
+  UniqueFd epoll_;
+  UniqueFd timer_;
+  UniqueFd signals_;
+};
+
+}  // namespace xems

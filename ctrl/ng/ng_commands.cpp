@@ -1,0 +1,406 @@
+// ng request decoding and reply encoding: the only place that knows rtpengine's key and flag
+// spellings. Unknown keys and flags are ignored (rtpengine logs and ignores them too).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/log.h"
+#include "ctrl/ng/ng_server.h"
+
+namespace xems::ng {
+namespace {
+
+using session::OfferAnswerFlags;
+
+// rtpengine accepts "call-id", "call id" and often "call_id", case-insensitively for most keys:
+// normalise to lower case with '-'.
+std::string norm(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c == ' ' || c == '_') {
+      c = '-';
+    } else {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  return out;
+}
+
+bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// Strings of a list value (non-strings skipped); a single string counts as a one-entry list.
+std::vector<std::string_view> strings(const Value& v) {
+  std::vector<std::string_view> out;
+  if (v.isString()) {
+    out.push_back(v.asString());
+  } else if (v.isList()) {
+    for (const auto& e : v.list()) {
+      if (e.isString()) {
+        out.push_back(e.asString());
+      }
+    }
+  }
+  return out;
+}
+
+void applyReplace(OfferAnswerFlags& f, std::string_view item) {
+  std::string n = norm(item);
+  if (n == "origin") {
+    f.replace_origin = true;
+  } else if (n == "origin-full") {
+    f.replace_origin_full = true;
+  } else if (n == "username") {
+    f.replace_username = true;
+  } else if (n == "session-name") {
+    f.replace_session_name = true;
+  } else if (n == "sdp-version") {
+    f.replace_sdp_version = true;
+  } else if (n == "force-increment-sdp-ver" || n == "force-increment-sdp-version") {
+    f.force_increment_sdp_version = true;
+  } else if (n == "zero-address") {
+    f.replace_zero_address = true;
+  }
+  // "session-connection": 10.5 rewrote the session c= line; we always do.
+}
+
+void applyRtcpMux(OfferAnswerFlags& f, std::string_view item) {
+  std::string n = norm(item);
+  if (n == "offer") {
+    f.rtcp_mux.offer = true;
+  } else if (n == "require") {
+    f.rtcp_mux.require = true;
+  } else if (n == "demux") {
+    f.rtcp_mux.demux = true;
+  } else if (n == "accept") {
+    f.rtcp_mux.accept = true;
+  } else if (n == "reject") {
+    f.rtcp_mux.reject = true;
+  }
+}
+
+void applyIce(OfferAnswerFlags& f, std::string_view v) {
+  std::string n = norm(v);
+  if (n == "remove") {
+    f.ice = session::IceMode::kRemove;
+  } else if (n == "force" || n == "force-relay" || n == "optional") {
+    f.ice = session::IceMode::kForce;
+  }
+}
+
+void addCodecs(std::vector<std::string>& list, const Value& v) {
+  for (auto s : strings(v)) {
+    list.emplace_back(s.substr(0, s.find('/')));
+  }
+}
+
+// One entry of `flags`, also the bare words of rtpp-flags.
+void applyFlag(OfferAnswerFlags& f, std::string_view raw) {
+  std::string n = norm(raw);
+  if (n == "trust-address") {
+    f.sip_source_address = false;
+  } else if (n == "sip-source-address") {
+    f.sip_source_address = true;
+  } else if (n == "strict-source") {
+    f.strict_source = true;
+  } else if (n == "media-handover") {
+    f.media_handover = true;
+  } else if (n == "asymmetric") {
+    f.asymmetric = true;
+  } else if (n == "symmetric") {
+    f.asymmetric = false;
+  } else if (n == "original-sendrecv") {
+    f.original_sendrecv = true;
+  } else if (n == "full-rtcp-attribute") {
+    f.full_rtcp_attribute = true;
+  } else if (n == "no-rtcp-attribute") {
+    f.no_rtcp_attribute = true;
+  } else if (n == "allow-no-codec-media") {
+    f.codec.allow_no_codec_media = true;
+  } else if (startsWith(n, "replace-")) {
+    applyReplace(f, n.substr(8));
+  } else if (startsWith(n, "rtcp-mux-")) {
+    applyRtcpMux(f, n.substr(9));
+  } else if (startsWith(n, "codec-strip-")) {
+    f.codec.strip.emplace_back(raw.substr(12));
+  } else if (startsWith(n, "codec-offer-")) {
+    f.codec.offer.emplace_back(raw.substr(12));
+  } else if (startsWith(n, "codec-except-")) {
+    f.codec.except.emplace_back(raw.substr(13));
+  } else if (startsWith(n, "codec-mask-")) {
+    f.codec.mask.emplace_back(raw.substr(11));
+  } else if (startsWith(n, "endpoint-learning-")) {
+    f.endpoint_learning = endpointLearningFromString(n.substr(18));
+  } else if (n == "port-latching" || n == "no-port-latching") {
+    // Latching is per endpoint-learning mode here.
+  }
+}
+
+Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
+                session::OfferAnswerRequest& req);
+
+// rtpp-flags: the Kamailio flag string parsed by the daemon ("replace-origin strict-source
+// direction=internal ..."). Bare words are flags; key=value pairs are options.
+Status applyRtppFlags(OfferAnswerFlags& f, std::string_view text, session::OfferAnswerRequest& req,
+                      Document& doc) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    while (pos < text.size() && text[pos] == ' ') {
+      ++pos;
+    }
+    size_t end = text.find(' ', pos);
+    auto tok = text.substr(pos, end == std::string_view::npos ? text.npos : end - pos);
+    pos = end == std::string_view::npos ? text.size() : end;
+    if (tok.empty()) {
+      continue;
+    }
+    auto eq = tok.find('=');
+    if (eq == std::string_view::npos) {
+      applyFlag(f, tok);
+      continue;
+    }
+    std::string key = norm(tok.substr(0, eq));
+    auto val = tok.substr(eq + 1);
+    if (key == "direction") {
+      f.direction.emplace_back(val);
+      continue;
+    }
+    if (key == "received-from") {
+      if (auto ip = IpAddr::parse(val)) {
+        f.received_from = *ip;
+      }
+      continue;
+    }
+    XEMS_TRY_STATUS(applyKey(f, key, Value::string(doc.intern(val)), req));
+  }
+  return okStatus();
+}
+
+Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
+                session::OfferAnswerRequest& req) {
+  (void)req;
+  if (key == "flags") {
+    for (auto s : strings(v)) {
+      applyFlag(f, s);
+    }
+  } else if (key == "replace") {
+    for (auto s : strings(v)) {
+      applyReplace(f, s);
+    }
+  } else if (key == "rtcp-mux") {
+    for (auto s : strings(v)) {
+      applyRtcpMux(f, s);
+    }
+  } else if (key == "ice") {
+    applyIce(f, v.asString());
+  } else if (key == "direction") {
+    f.direction.clear();
+    for (auto s : strings(v)) {
+      f.direction.emplace_back(s);
+    }
+  } else if (key == "from-interface") {
+    f.direction.resize(std::max<size_t>(f.direction.size(), 1));
+    f.direction[0] = std::string(v.asString());
+  } else if (key == "to-interface") {
+    f.direction.resize(2);
+    f.direction[1] = std::string(v.asString());
+  } else if (key == "interface") {
+    f.direction = {std::string(v.asString()), std::string(v.asString())};
+  } else if (key == "received-from") {
+    auto l = strings(v);
+    if (l.size() == 2) {
+      auto ip = IpAddr::parse(l[1]);
+      if (!ip) {
+        return XEMS_INVALID(fmt::format("Invalid address in received-from: {}", l[1]));
+      }
+      f.received_from = *ip;
+    }
+  } else if (key == "media-address") {
+    auto ip = IpAddr::parse(v.asString());
+    if (!ip) {
+      return XEMS_INVALID(fmt::format("Invalid media-address: {}", v.asString()));
+    }
+    f.media_address = *ip;
+  } else if (key == "address-family") {
+    auto fam = familyFromSdpName(v.asString());
+    if (!fam) {
+      return XEMS_INVALID(fmt::format("Invalid address-family: {}", v.asString()));
+    }
+    f.address_family = *fam;
+  } else if (key == "endpoint-learning") {
+    f.endpoint_learning = endpointLearningFromString(norm(v.asString()));
+  } else if (key == "label" || key == "from-label") {
+    f.label = std::string(v.asString());
+  } else if (key == "codec" && v.isDict()) {
+    for (const auto& [k, cv] : v.dict()) {
+      std::string ck = norm(k);
+      if (ck == "strip") {
+        addCodecs(f.codec.strip, cv);
+      } else if (ck == "offer") {
+        addCodecs(f.codec.offer, cv);
+      } else if (ck == "except") {
+        addCodecs(f.codec.except, cv);
+      } else if (ck == "mask" || ck == "consume") {
+        addCodecs(f.codec.mask, cv);
+      }
+    }
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<session::OfferAnswerRequest> decodeOfferAnswer(const Value& msg, session::Op op) {
+  session::OfferAnswerRequest req;
+  req.op = op;
+  Document scratch;  // for rtpp-flags tokens
+  for (const auto& [k, v] : msg.dict()) {
+    std::string key = norm(k);
+    if (key == "call-id") {
+      req.call_id = std::string(v.asString());
+    } else if (key == "from-tag") {
+      req.from_tag = std::string(v.asString());
+    } else if (key == "to-tag") {
+      req.to_tag = std::string(v.asString());
+    } else if (key == "via-branch") {
+      req.via_branch = std::string(v.asString());
+    } else if (key == "sdp") {
+      req.sdp = std::string(v.asString());
+    } else if (key == "rtpp-flags") {
+      XEMS_TRY_STATUS(applyRtppFlags(req.flags, v.asString(), req, scratch));
+    } else {
+      XEMS_TRY_STATUS(applyKey(req.flags, key, v, req));
+    }
+  }
+  return req;
+}
+
+namespace {
+
+Value endpointDict(Document& doc, const std::optional<SockAddr>& a) {
+  Value d = doc.dict();
+  if (a) {
+    d.add("family", Value::string(a->family() == Family::kIpv6 ? "IPv6" : "IPv4"));
+    d.add("address", doc.str(a->ip().toString()));
+    d.add("port", Value::integer(a->port()));
+  }
+  return d;
+}
+
+Value totalsDict(Document& doc, const session::PacketTotals& t) {
+  Value d = doc.dict();
+  d.add("packets", Value::integer(static_cast<int64_t>(t.packets)));
+  d.add("bytes", Value::integer(static_cast<int64_t>(t.bytes)));
+  d.add("errors", Value::integer(static_cast<int64_t>(t.errors)));
+  return d;
+}
+
+}  // namespace
+
+void encodeCallInfo(const session::CallInfo& info, Document& doc, Value& out) {
+  out.add("created", Value::integer(info.created));
+  out.add("created_us", Value::integer(info.created_us));
+  out.add("last signal", Value::integer(info.last_signal));
+  Value ssrcs = doc.dict();
+  Value tags = doc.dict();
+  int untagged = 0;
+  for (const auto& p : info.participants) {
+    Value t = doc.dict();
+    t.add("tag", doc.str(p.tag));
+    if (!p.label.empty()) {
+      t.add("label", doc.str(p.label));
+    }
+    if (!p.via_branch.empty()) {
+      t.add("via-branch", doc.str(p.via_branch));
+    }
+    if (!p.aliases.empty()) {
+      Value al = doc.list();
+      for (const auto& a : p.aliases) {
+        al.push(doc.str(a));
+      }
+      t.add("tag-aliases", al);
+    }
+    t.add("created", Value::integer(p.created));
+    Value subs = doc.list();
+    for (const auto& peer : p.peers) {
+      Value s = doc.dict();
+      s.add("tag", doc.str(peer));
+      s.add("type", Value::string("offer/answer"));
+      subs.push(s);
+    }
+    t.add("subscriptions", subs);
+    t.add("subscribers", subs);
+    Value medias = doc.list();
+    for (const auto& m : p.medias) {
+      Value md = doc.dict();
+      md.add("index", Value::integer(m.index));
+      md.add("type", doc.str(m.type));
+      md.add("protocol", doc.str(m.protocol));
+      if (!m.codecs.empty()) {
+        md.add("codec", doc.str(m.codecs.front()));
+      }
+      Value streams = doc.list();
+      for (const auto& s : m.streams) {
+        Value sd = doc.dict();
+        sd.add("local port", Value::integer(s.local.port()));
+        sd.add("local address", doc.str(s.local.ip().toString()));
+        sd.add("family", Value::string(s.local.family() == Family::kIpv6 ? "IPv6" : "IPv4"));
+        sd.add("endpoint", endpointDict(doc, s.endpoint));
+        sd.add("advertised endpoint", endpointDict(doc, s.advertised));
+        sd.add("last packet", Value::integer(s.last_packet));
+        Value fl = doc.list();
+        fl.push(Value::string(s.rtcp ? "RTCP" : "RTP"));
+        if (s.rtcp_mux) {
+          fl.push(Value::string("RTCP"));
+        }
+        if (s.advertised || s.endpoint) {
+          fl.push(Value::string("filled"));
+        }
+        if (s.confirmed) {
+          fl.push(Value::string("confirmed"));
+        }
+        if (s.kernelized) {
+          fl.push(Value::string("kernelized"));
+        }
+        sd.add("flags", fl);
+        sd.add("stats", totalsDict(doc, s.stats));
+        sd.add("forwarded", Value::integer(static_cast<int64_t>(s.forwarded)));
+        sd.add("dropped foreign source", Value::integer(static_cast<int64_t>(s.dropped_source)));
+        sd.add("malformed", Value::integer(static_cast<int64_t>(s.malformed)));
+        if (!s.ssrc.empty()) {
+          sd.add("SSRC", Value::integer(s.ssrc.front().ssrc));
+        }
+        for (const auto& x : s.ssrc) {
+          Value e = doc.dict();
+          e.add("packets", Value::integer(static_cast<int64_t>(x.packets)));
+          e.add("bytes", Value::integer(static_cast<int64_t>(x.bytes)));
+          e.add("last RTP timestamp", Value::integer(x.last_timestamp));
+          e.add("last RTP seq", Value::integer(x.highest_seq & 0xffff));
+          e.add("highest extended seq", Value::integer(x.highest_seq));
+          e.add("cumulative loss", Value::integer(std::max<int64_t>(0, x.lost())));
+          e.add("payload type", Value::integer(x.payload_type));
+          ssrcs.add(doc.intern(std::to_string(x.ssrc)), e);
+        }
+        streams.push(sd);
+      }
+      md.add("streams", streams);
+      Value mf = doc.list();
+      for (const auto& f : m.flags) {
+        mf.push(doc.str(f));
+      }
+      md.add("flags", mf);
+      medias.push(md);
+    }
+    t.add("medias", medias);
+    std::string key = p.tag.empty() ? fmt::format("<untagged {}>", ++untagged) : p.tag;
+    tags.add(doc.intern(key), t);
+  }
+  out.add("SSRC", ssrcs);
+  out.add("tags", tags);
+  Value totals = doc.dict();
+  totals.add("RTP", totalsDict(doc, info.rtp));
+  totals.add("RTCP", totalsDict(doc, info.rtcp));
+  out.add("totals", totals);
+}
+
+}  // namespace xems::ng

@@ -1,0 +1,87 @@
+// The session layer's API: offer, answer, delete, query, list, statistics and timers, on typed
+// requests. Single-threaded: the control thread owns it. Media moves in the ForwardingTable.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/config.h"
+#include "ctrl/session/call.h"
+#include "ctrl/session/port_allocator.h"
+#include "ctrl/session/types.h"
+#include "datapath/forwarding_table.h"
+
+namespace xems::session {
+
+// Wall and steady time, injectable for tests.
+struct TimeSource {
+  virtual ~TimeSource() = default;
+  virtual Clock::time_point now() const { return Clock::now(); }
+  virtual int64_t unixMicros() const;
+};
+
+class CallRegistry {
+ public:
+  CallRegistry(Config cfg, datapath::ForwardingTable& table,
+               std::shared_ptr<TimeSource> time = std::make_shared<TimeSource>());
+  ~CallRegistry();
+  CallRegistry(const CallRegistry&) = delete;
+  CallRegistry& operator=(const CallRegistry&) = delete;
+
+  // Errors carry rtpengine's literal error-reason strings ("Unknown call-id", "Ran out of
+  // ports", "Failed to parse SDP", ...), which clients such as Kamailio match.
+  Result<OfferAnswerReply> offerAnswer(const OfferAnswerRequest& req);
+
+  struct DeleteResult {
+    bool found = false;  // false: rtpengine replies ok + warning (or error with flag fatal)
+    CallInfo info;
+  };
+  DeleteResult remove(const DeleteRequest& req);
+  Result<CallInfo> query(std::string_view call_id) const;
+  std::vector<std::string> list(size_t limit) const;
+  // Ends a call at once (xemsctl terminate); false if unknown.
+  bool terminate(std::string_view call_id);
+  GlobalStats stats() const;
+  size_t callCount() const { return calls_.size(); }
+
+  // Runs timeouts and delayed deletes; call about once a second.
+  void tick();
+  // SIGHUP: adopts the run-time changeable options of cfg.
+  void reconfigure(const Config& cfg);
+  const Config& config() const { return cfg_; }
+
+ private:
+  enum class EndReason { kRegular, kForced, kTimeout, kSilentTimeout, kFinalTimeout, kOfferTimeout };
+
+  Result<OfferAnswerReply> doOfferAnswer(Call& call, const OfferAnswerRequest& req, bool created);
+  Status ensureMedia(Call& call, Participant& p, size_t count, const std::string& iface_name,
+                     Family family);
+  const InterfaceSpec* pickInterface(const std::string& name, Family family) const;
+  void programFlows(Call& call, Participant& a, Participant& b, std::vector<bool> relearn_a,
+                    std::vector<bool> relearn_b);
+  datapath::FlowSpec flowSpec(const Call& call, const Media& from, const Media& to, bool rtcp,
+                              const OfferAnswerFlags* flags) const;
+  void destroyParticipant(Participant& p);
+  void endCall(const std::string& call_id, EndReason reason);
+  CallInfo info(const Call& call) const;
+
+  Config cfg_;
+  datapath::ForwardingTable& table_;
+  std::shared_ptr<TimeSource> time_;
+  PortAllocator ports_;
+  std::unordered_map<std::string, std::unique_ptr<Call>> calls_;
+  datapath::FlowId next_flow_id_ = 1;
+  uint32_t next_worker_ = 0;
+  GlobalStats totals_;
+  // For the rates in stats(): totals at the previous tick.
+  Clock::time_point last_tick_{};
+  uint64_t last_packets_ = 0;
+  uint64_t last_bytes_ = 0;
+  uint64_t last_errors_ = 0;
+  // Counters of flows already removed, so totals survive call teardown.
+  int64_t started_unix_ = 0;
+};
+
+}  // namespace xems::session

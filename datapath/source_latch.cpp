@@ -1,0 +1,91 @@
+#include "datapath/source_latch.h"
+
+namespace xems::datapath {
+
+namespace {
+constexpr uint8_t kRankOther = 0;
+constexpr uint8_t kRankSameAddress = 1;
+constexpr uint8_t kRankExact = 2;
+}  // namespace
+
+void SourceLatch::configure(const SourcePolicy& policy, bool relearn) {
+  learning_ = policy.learning;
+  strict_ = policy.strict;
+  advertised_ = policy.advertised ? Endpoint::fromSockAddr(*policy.advertised) : Endpoint{};
+  learn_until_ = policy.learn_until;
+  if (relearn || !configured_) {
+    latched_ = Endpoint{};
+    locked_ = false;
+    rank_ = kRankOther;
+  }
+  configured_ = true;
+}
+
+SourceLatch::Verdict SourceLatch::latch(const Endpoint& src, uint8_t rank, bool lock) {
+  rank_ = rank;
+  locked_ = lock;
+  if (latched_ == src) {
+    return Verdict::kAccept;
+  }
+  latched_ = src;
+  return Verdict::kLatched;
+}
+
+SourceLatch::Verdict SourceLatch::lockedVerdict(const Endpoint& src) const {
+  if (src == latched_ || !strict_) {
+    return Verdict::kAccept;
+  }
+  return Verdict::kDrop;
+}
+
+uint8_t SourceLatch::rankOf(const Endpoint& src) const {
+  if (!advertised_.valid()) {
+    return kRankOther;
+  }
+  if (src == advertised_) {
+    return kRankExact;
+  }
+  return src.sameAddress(advertised_) ? kRankSameAddress : kRankOther;
+}
+
+SourceLatch::Verdict SourceLatch::onPacket(const Endpoint& src, Clock::time_point now) {
+  if (locked_) {
+    return lockedVerdict(src);
+  }
+  switch (learning_) {
+    case EndpointLearning::kOff:
+      if (strict_ && advertised_.valid() && !(src == advertised_)) {
+        return Verdict::kDrop;
+      }
+      return Verdict::kAccept;
+    case EndpointLearning::kImmediate:
+      return latch(src, kRankOther, /*lock=*/true);
+    case EndpointLearning::kDelayed:
+      if (now < learn_until_) {
+        // The exact address:port the peer announced in its SDP is the peer: lock at once.
+        // Only a source behind NAT (any other address) keeps the window open, so a spoofed
+        // packet cannot take over a stream whose peer already sent from where it said.
+        const bool exact = rankOf(src) == kRankExact;
+        return latch(src, exact ? kRankExact : kRankOther, /*lock=*/exact);
+      }
+      break;
+    case EndpointLearning::kHeuristic:
+      if (now < learn_until_) {
+        const uint8_t rank = rankOf(src);
+        if (!latched_.valid() || rank > rank_) {
+          return latch(src, rank, /*lock=*/rank == kRankExact);
+        }
+        return lockedVerdict(src);
+      }
+      break;
+  }
+  // The learning window is over: lock what we have, or the first source if nothing latched yet.
+  locked_ = true;
+  if (!latched_.valid()) {
+    latched_ = src;
+    return Verdict::kLatched;
+  }
+  return lockedVerdict(src);
+}
+
+}  // namespace xems::datapath
