@@ -32,7 +32,7 @@ $(BUILD_FUZZ)/build.ninja: | deps
 	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang
 
 fuzz: deps $(BUILD_FUZZ)/build.ninja
-	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzzers
 
 run: build
 	$(BUILD)/tools/xemsd --config-file $(CONF) --foreground

@@ -85,6 +85,7 @@ Status doDelete(Ctx& c) {
   d.to_tag = std::string(key(c.req, "to-tag", "to tag").value_or(""));
   d.via_branch = std::string(key(c.req, "via-branch", "via branch").value_or(""));
   d.honour_to_tag = hasFlag(c.req, "to-tag");
+  d.want_stats = !hasFlag(c.req, "fast");
   for (auto k : {"delete-delay", "delete delay", "delete_delay"}) {
     if (auto v = c.req.findInt(k)) {
       d.delete_delay = static_cast<uint32_t>(std::max<int64_t>(0, *v));
@@ -98,7 +99,7 @@ Status doDelete(Ctx& c) {
     c.reply.add("warning", Value::string("Call-ID not found or tags didn't match"));
     return okStatus();
   }
-  if (!hasFlag(c.req, "fast")) {
+  if (d.want_stats) {
     encodeCallInfo(res.info, c.doc, c.reply);
   }
   return okStatus();

@@ -538,8 +538,10 @@ CallRegistry::DeleteResult CallRegistry::remove(const DeleteRequest& req) {
     }
   }
   res.found = true;
-  table_.sync();  // workers publish exact per-SSRC counters
-  res.info = info(call);
+  if (req.want_stats) {
+    table_.sync();  // workers publish exact per-SSRC counters
+    res.info = info(call);
+  }
   if (victim != nullptr && call.participants.size() > 2) {
     // One branch of a forked call goes; the rest stays.
     Participant* peer = victim->peer;

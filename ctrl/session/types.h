@@ -82,6 +82,7 @@ struct DeleteRequest {
   std::string via_branch;
   bool honour_to_tag = false;
   std::optional<uint32_t> delete_delay;  // seconds; default from config
+  bool want_stats = true;                // false (ng flag "fast"): no statistics in the reply
 };
 
 // ---- replies -------------------------------------------------------------------------------

@@ -287,6 +287,54 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(st["currentstatistics"]["sessionsown"], 60)
 
 
+class XemsctlTest(unittest.TestCase):
+    def test_ping_list_query_statistics_terminate(self):
+        xemsctl = os.environ.get("XEMSCTL", "build/tools/xemsctl")
+        x = Xemsd("--delete-delay=0").start()
+        try:
+            a, b = Phone(), Phone()
+            x.request("offer", call_id="ctl-1", from_tag="tag-a", sdp=a.sdp())
+            r = x.request("answer", call_id="ctl-1", from_tag="tag-a", to_tag="tag-b",
+                          sdp=b.sdp())
+            port_a = sdp_media_port(r["sdp"])
+            for seq in range(7):
+                a.rtp.sendto(rtp_packet(seq), ("127.0.0.1", port_a))
+            self.assertEqual(len(recv_all(b.rtp, 7)), 7)
+
+            def ctl(*args):
+                return subprocess.run([xemsctl, "-n", f"127.0.0.1:{x.ng_port}", *args],
+                                      capture_output=True, text=True, timeout=20)
+            r = ctl("ping")
+            self.assertEqual((r.returncode, r.stdout), (0, "pong\n"))
+            self.assertEqual(ctl("list").stdout, "ctl-1\n")
+            r = ctl("query", "ctl-1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            row = [l for l in r.stdout.splitlines() if l.startswith("tag-a") and " RTP " in l]
+            self.assertEqual(len(row), 1, r.stdout)
+            self.assertIn(f"127.0.0.1:{port_a}", row[0])
+            self.assertEqual(row[0].split()[6], "7")  # packets
+            q = json.loads(ctl("--json", "query", "ctl-1").stdout)
+            self.assertEqual(q["result"], "ok")
+            self.assertEqual(q["totals"]["RTP"]["packets"], 7)
+            self.assertIn("managedsessions", ctl("statistics").stdout)
+            r = ctl("terminate", "ctl-1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(ctl("list").stdout, "")
+            r = ctl("query", "ctl-1")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("Unknown call-id", r.stderr)
+            r = ctl("terminate", "ctl-1")
+            self.assertEqual(r.returncode, 1)
+            r = subprocess.run([xemsctl, "-n", "127.0.0.1:9", "--timeout", "300", "ping"],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no reply", r.stderr)
+            a.close()
+            b.close()
+        finally:
+            self.assertEqual(x.stop(), 0)
+
+
 class TimeoutTest(unittest.TestCase):
     def test_media_timeout_ends_the_call_and_frees_ports(self):
         x = Xemsd("--timeout=2", "--delete-delay=0").start()
