@@ -14,6 +14,15 @@
 
 namespace xems {
 
+sigset_t controlSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  return mask;
+}
+
 Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::string> argv) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->cfg_ = cfg;
@@ -31,14 +40,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
 
   d->epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   d->timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  // Block in this (the control) thread; the media workers were created with these signals
-  // blocked by the caller (main blocks them before anything starts).
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  sigset_t mask = controlSignals();
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // already blocked by main(); harmless again
   d->signals_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!d->epoll_ || !d->timer_ || !d->signals_) {
     return XEMS_ERRNO(errno, "epoll/timerfd/signalfd");

@@ -3,6 +3,8 @@
 // datapath's worker threads.
 #pragma once
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +17,10 @@
 #include "datapath/forwarding_table.h"
 
 namespace xems {
+
+// The signals the control loop takes through a signalfd (SIGTERM, SIGINT, SIGHUP). main() blocks
+// them before any thread starts, so media workers inherit the mask and never take them.
+sigset_t controlSignals();
 
 class Daemon {
  public:

@@ -1,5 +1,6 @@
 // SDP parser and writer. See sdp.h for the accepted syntax and the output order.
 #include "ctrl/sdp/sdp.h"
+#include "ctrl/sdp/number.h"
 
 #include <cstring>
 
@@ -58,32 +59,8 @@ bool nextToken(std::string_view& rest, std::string_view& token) {
   return true;
 }
 
-bool isDigits(std::string_view s) {
-  if (s.empty()) {
-    return false;
-  }
-  for (char c : s) {
-    if (c < '0' || c > '9') {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Decimal digits only, at most 10 of them, value <= max.
-std::optional<uint32_t> parseNumber(std::string_view s, uint32_t max) {
-  if (!isDigits(s) || s.size() > 10) {
-    return std::nullopt;
-  }
-  uint64_t v = 0;
-  for (char c : s) {
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v > max) {
-    return std::nullopt;
-  }
-  return static_cast<uint32_t>(v);
-}
+using detail::isDigits;
+using detail::parseNumber;
 
 bool isNetTypeIn(std::string_view s) { return s == "IN" || s == "in"; }
 

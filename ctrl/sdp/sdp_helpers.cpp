@@ -3,27 +3,13 @@
 #include <array>
 
 #include "ctrl/sdp/sdp.h"
+#include "ctrl/sdp/number.h"
 
 namespace xems::sdp {
 namespace {
 
-bool isDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::optional<uint32_t> parseNumber(std::string_view s, uint32_t max) {
-  if (!isDigits(s) || s.size() > 10) {
-    return std::nullopt;
-  }
-  uint64_t v = 0;
-  for (char c : s) {
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v > max) {
-    return std::nullopt;
-  }
-  return static_cast<uint32_t>(v);
-}
+using detail::isDigits;
+using detail::parseNumber;
 
 std::optional<uint8_t> parsePayloadType(std::string_view s) {
   auto n = parseNumber(s, 127);

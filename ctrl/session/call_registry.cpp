@@ -71,6 +71,23 @@ int64_t toUnix(int64_t steady_ns, Clock::time_point now, int64_t unix_us) {
   return (unix_us - age_ns / 1000) / 1000000;
 }
 
+// Adds a call's relay counters (all flows) to daemon-wide statistics.
+void addRelayCounters(GlobalStats& g, const Call& call) {
+  for (const auto& p : call.participants) {
+    for (const auto& m : p->medias) {
+      for (const Stream* s : {&m.rtp, &m.rtcp}) {
+        if (s->counters) {
+          const auto& c = *s->counters;
+          g.relayed_packets += c.forwarded.load(std::memory_order_relaxed);
+          g.relayed_bytes += c.bytes.load(std::memory_order_relaxed);
+          g.relayed_errors += c.errors.load(std::memory_order_relaxed);
+          g.dropped_source += c.dropped_source.load(std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int64_t TimeSource::unixMicros() const {
@@ -264,10 +281,17 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
     other = call.findTag(req.to_tag);
   }
   if (other == nullptr) {
+    // The other side: the untagged participant of this via-branch (a fork), else the current
+    // peer if it is still untagged and on the same branch (or the request names a to-tag),
+    // else a new participant. Parallel forks thus get one participant each.
     Participant* untagged = call.findUntagged(req.via_branch);
-    if (untagged == nullptr && offerer->peer != nullptr &&
-        (offerer->peer->tag.empty() || !req.to_tag.empty())) {
-      untagged = offerer->peer;
+    if (untagged == nullptr && offerer->peer != nullptr) {
+      Participant* p = offerer->peer;
+      bool same_branch =
+          req.via_branch.empty() || p->via_branch.empty() || p->via_branch == req.via_branch;
+      if (!req.to_tag.empty() || (p->tag.empty() && same_branch)) {
+        untagged = p;
+      }
     }
     if (untagged != nullptr && !req.to_tag.empty() && !untagged->tag.empty() &&
         untagged->tag != req.to_tag) {
@@ -475,17 +499,8 @@ void CallRegistry::endCall(const std::string& call_id, EndReason reason) {
     return;
   }
   Call& call = *it->second;
+  addRelayCounters(totals_, call);  // the call's traffic stays in the daemon totals
   for (auto& p : call.participants) {
-    for (auto& m : p->medias) {
-      for (Stream* s : {&m.rtp, &m.rtcp}) {
-        if (s->counters) {
-          totals_.relayed_packets += s->counters->forwarded.load(std::memory_order_relaxed);
-          totals_.relayed_bytes += s->counters->bytes.load(std::memory_order_relaxed);
-          totals_.relayed_errors += s->counters->errors.load(std::memory_order_relaxed);
-          totals_.dropped_source += s->counters->dropped_source.load(std::memory_order_relaxed);
-        }
-      }
-    }
     destroyParticipant(*p);
   }
   switch (reason) {
@@ -674,18 +689,7 @@ GlobalStats CallRegistry::stats() const {
   g.ports_total = ports_.pairsTotal();
   g.uptime_s = time_->unixMicros() / 1000000 - started_unix_;
   for (const auto& [id, call] : calls_) {
-    for (const auto& p : call->participants) {
-      for (const auto& m : p->medias) {
-        for (const Stream* s : {&m.rtp, &m.rtcp}) {
-          if (s->counters) {
-            g.relayed_packets += s->counters->forwarded.load(std::memory_order_relaxed);
-            g.relayed_bytes += s->counters->bytes.load(std::memory_order_relaxed);
-            g.relayed_errors += s->counters->errors.load(std::memory_order_relaxed);
-            g.dropped_source += s->counters->dropped_source.load(std::memory_order_relaxed);
-          }
-        }
-      }
-    }
+    addRelayCounters(g, *call);
   }
   return g;
 }

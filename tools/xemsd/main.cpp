@@ -55,11 +55,7 @@ int main(int argc, char** argv) {
   }
   // Block the signals the control loop reads through signalfd before any thread starts, so
   // media workers inherit the mask and never take them.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
+  sigset_t mask = xems::controlSignals();
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 

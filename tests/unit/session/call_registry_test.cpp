@@ -515,3 +515,59 @@ TEST_F(TwoInterfaces, AddressFamilyBridgesIpv4ToIpv6) {
 
 }  // namespace
 }  // namespace xems::session
+
+namespace xems::session {
+namespace {
+
+TEST_F(CallRegistryTest, ForksGetTheirOwnPortsAndTheAnswerPicksOne) {
+  OfferAnswerRequest r;
+  r.call_id = "fork";
+  r.from_tag = "ft";
+  r.sdp = kAliceOffer;
+  r.via_branch = "z9hG4bK-1";
+  auto o1 = reg.offerAnswer(r);
+  r.via_branch = "z9hG4bK-2";
+  auto o2 = reg.offerAnswer(r);
+  ASSERT_TRUE(o1.ok() && o2.ok());
+  auto q = reg.query("fork");
+  ASSERT_EQ(q->participants.size(), 3u);  // the caller and two untagged forks
+  uint16_t p1 = q->participants[1].medias[0].streams[0].local.port();
+  uint16_t p2 = q->participants[2].medias[0].streams[0].local.port();
+  EXPECT_NE(p1, p2);
+  EXPECT_NE(o1->sdp, o2->sdp);
+  // The second fork answers; the first is cancelled by Kamailio with its via-branch.
+  OfferAnswerRequest a;
+  a.op = Op::kAnswer;
+  a.call_id = "fork";
+  a.from_tag = "ft";
+  a.to_tag = "tt2";
+  a.via_branch = "z9hG4bK-2";
+  a.sdp = kBobAnswer;
+  ASSERT_TRUE(reg.offerAnswer(a).ok());
+  EXPECT_EQ(port("fork", "tt2", 1), p2);
+  uint16_t alice = port("fork", "ft", 1);
+  EXPECT_EQ(table.byPort(alice)->spec.rtp_sink, table.byPort(p2)->spec.id);
+  DeleteRequest d;
+  d.call_id = "fork";
+  d.from_tag = "ft";
+  d.via_branch = "z9hG4bK-1";
+  EXPECT_TRUE(reg.remove(d).found);
+  q = reg.query("fork");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->participants.size(), 2u);
+  EXPECT_EQ(table.byPort(p1), nullptr);  // the cancelled fork's flows are gone
+  EXPECT_NE(table.byPort(p2), nullptr);
+}
+
+TEST_F(CallRegistryTest, SecondToTagBecomesAnAlias) {
+  ASSERT_TRUE(offer("c1", "ft", kAliceOffer).ok());
+  ASSERT_TRUE(answer("c1", "ft", "early-tag", kBobAnswer).ok());  // 183 from one UAS
+  ASSERT_TRUE(answer("c1", "ft", "final-tag", kBobAnswer).ok());  // 200 with another tag
+  auto q = reg.query("c1");
+  ASSERT_EQ(q->participants.size(), 2u);
+  EXPECT_EQ(q->participants[1].aliases, std::vector<std::string>{"final-tag"});
+  ASSERT_TRUE(offer("c1", "final-tag", kBobAnswer, {}, "ft").ok());  // re-INVITE by the alias
+}
+
+}  // namespace
+}  // namespace xems::session
