@@ -137,46 +137,6 @@ void applyFlag(OfferAnswerFlags& f, std::string_view raw) {
 }
 
 Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
-                session::OfferAnswerRequest& req);
-
-// rtpp-flags: the Kamailio flag string parsed by the daemon ("replace-origin strict-source
-// direction=internal ..."). Bare words are flags; key=value pairs are options.
-Status applyRtppFlags(OfferAnswerFlags& f, std::string_view text, session::OfferAnswerRequest& req,
-                      Document& doc) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    while (pos < text.size() && text[pos] == ' ') {
-      ++pos;
-    }
-    size_t end = text.find(' ', pos);
-    auto tok = text.substr(pos, end == std::string_view::npos ? text.npos : end - pos);
-    pos = end == std::string_view::npos ? text.size() : end;
-    if (tok.empty()) {
-      continue;
-    }
-    auto eq = tok.find('=');
-    if (eq == std::string_view::npos) {
-      applyFlag(f, tok);
-      continue;
-    }
-    std::string key = norm(tok.substr(0, eq));
-    auto val = tok.substr(eq + 1);
-    if (key == "direction") {
-      f.direction.emplace_back(val);
-      continue;
-    }
-    if (key == "received-from") {
-      if (auto ip = IpAddr::parse(val)) {
-        f.received_from = *ip;
-      }
-      continue;
-    }
-    XEMS_TRY_STATUS(applyKey(f, key, Value::string(doc.intern(val)), req));
-  }
-  return okStatus();
-}
-
-Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
                 session::OfferAnswerRequest& req) {
   (void)req;
   if (key == "flags") {
@@ -231,6 +191,8 @@ Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
     f.endpoint_learning = endpointLearningFromString(norm(v.asString()));
   } else if (key == "label" || key == "from-label") {
     f.label = std::string(v.asString());
+  } else if (startsWith(key, "codec-") && v.isString()) {
+    applyFlag(f, std::string(key) + "-" + std::string(v.asString()));  // codec-strip=PCMU
   } else if (key == "codec" && v.isDict()) {
     for (const auto& [k, cv] : v.dict()) {
       std::string ck = norm(k);
@@ -250,6 +212,110 @@ Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
 
 }  // namespace
 
+Result<Value> parseRtppFlags(std::string_view text, Document& doc) {
+  // Kamailio's flag string, as rtpengine's control_ng_flags_parser reads it: bare words are
+  // flags, key=value pairs are keys, [a b] is a list, [k=v ...] a dict, nested to any depth
+  // (bounded). "--" stands for "=" and ".." for a space inside values.
+  struct Parser {
+    std::string_view s;
+    size_t i = 0;
+    Document& doc;
+
+    void skipSpace() {
+      while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) {
+        ++i;
+      }
+    }
+    std::string_view word() {
+      size_t b = i;
+      while (i < s.size() && s[i] != ' ' && s[i] != '=' && s[i] != '[' && s[i] != ']' &&
+             s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+        ++i;
+      }
+      return s.substr(b, i - b);
+    }
+    std::string_view unescape(std::string_view w) {
+      if (w.find("--") == std::string_view::npos && w.find("..") == std::string_view::npos) {
+        return w;
+      }
+      std::string out;
+      for (size_t k = 0; k < w.size(); ++k) {
+        if (k + 1 < w.size() && w[k] == '-' && w[k + 1] == '-') {
+          out += '=';
+          ++k;
+        } else if (k + 1 < w.size() && w[k] == '.' && w[k + 1] == '.') {
+          out += ' ';
+          ++k;
+        } else {
+          out += w[k];
+        }
+      }
+      return doc.intern(out);
+    }
+    // Items until `]` (nested) or the end (top level). A bracket holding any key=value is a
+    // dict; otherwise a list.
+    Result<Value> items(int depth, bool top) {
+      if (depth > kMaxDepth) {
+        return XEMS_INVALID("rtpp-flags nested too deeply");
+      }
+      Value list = doc.list();
+      Value dict = doc.dict();
+      Value flags = doc.list();
+      for (;;) {
+        skipSpace();
+        if (i >= s.size()) {
+          if (!top) {
+            return XEMS_INVALID("rtpp-flags: missing ']'");
+          }
+          break;
+        }
+        if (s[i] == ']') {
+          if (top) {
+            return XEMS_INVALID("rtpp-flags: unexpected ']'");
+          }
+          ++i;
+          break;
+        }
+        if (s[i] == '[') {
+          return XEMS_INVALID("rtpp-flags: list without a key");
+        }
+        std::string_view w = word();
+        if (w.empty()) {
+          return XEMS_INVALID("rtpp-flags: empty word");
+        }
+        if (i < s.size() && s[i] == '=') {
+          ++i;
+          Value v;
+          if (i < s.size() && s[i] == '[') {
+            ++i;
+            auto nested = items(depth + 1, false);
+            if (!nested) {
+              return nested;
+            }
+            v = *nested;
+          } else {
+            v = Value::string(unescape(word()));
+          }
+          dict.add(unescape(w), v);
+        } else if (top) {
+          flags.push(Value::string(unescape(w)));
+        } else {
+          list.push(Value::string(unescape(w)));
+        }
+      }
+      if (top) {
+        if (!flags.list().empty()) {
+          dict.add("flags", flags);
+        }
+        return dict;
+      }
+      return dict.dict().empty() ? list : dict;
+    }
+  };
+  Parser p{text, 0, doc};
+  return p.items(0, true);
+}
+
 Result<session::OfferAnswerRequest> decodeOfferAnswer(const Value& msg, session::Op op) {
   session::OfferAnswerRequest req;
   req.op = op;
@@ -267,7 +333,25 @@ Result<session::OfferAnswerRequest> decodeOfferAnswer(const Value& msg, session:
     } else if (key == "sdp") {
       req.sdp = std::string(v.asString());
     } else if (key == "rtpp-flags") {
-      XEMS_TRY_STATUS(applyRtppFlags(req.flags, v.asString(), req, scratch));
+      auto parsed = parseRtppFlags(v.asString(), scratch);
+      if (!parsed) {
+        return std::move(parsed).error();
+      }
+      for (const auto& [rk, rv] : parsed->dict()) {
+        std::string rkey = norm(rk);
+        if (rkey == "received-from" && rv.isString()) {
+          if (auto ip = IpAddr::parse(rv.asString())) {
+            req.flags.received_from = *ip;
+          }
+        } else if (rkey == "direction" && rv.isString()) {
+          req.flags.direction.emplace_back(rv.asString());
+        } else if (rkey == "via-branch" || rkey == "call-id" || rkey == "from-tag" ||
+                   rkey == "to-tag") {
+          // Identity keys stay with the request's own fields.
+        } else {
+          XEMS_TRY_STATUS(applyKey(req.flags, rkey, rv, req));
+        }
+      }
     } else {
       XEMS_TRY_STATUS(applyKey(req.flags, key, v, req));
     }

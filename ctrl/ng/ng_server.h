@@ -82,6 +82,8 @@ class NgServer {
 
 std::string_view commandName(Command c);
 
+// Parses Kamailio's `rtpp-flags` string into a dict (bare words under "flags").
+Result<Value> parseRtppFlags(std::string_view text, Document& doc);
 // Decodes the options of an offer/answer request (exposed for tests).
 Result<session::OfferAnswerRequest> decodeOfferAnswer(const Value& req, session::Op op);
 // Encodes a call's statistics as rtpengine's query reply structure into `out` (a dict).
