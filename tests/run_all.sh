@@ -14,13 +14,13 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 jobs=$(nproc)
 
-echo "=== [1/3] ctest: $build (unit, integration, interop)"
+echo "=== [1/3] ctest: $build (unit, integration, netns, interop)"
 ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 600 \
   --output-junit "$results/main.xml"
 
-echo "=== [2/3] ctest under ASan+UBSan: $build_asan (unit, integration)"
+echo "=== [2/3] ctest under ASan+UBSan: $build_asan (unit, integration, netns)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir "$build_asan" -L 'unit|integration' --output-on-failure -j "$jobs" \
+  ctest --test-dir "$build_asan" -L 'unit|integration|netns' --output-on-failure -j "$jobs" \
   --timeout 600 --output-junit "$results/asan.xml"
 
 echo "=== [3/3] fuzz: short runs of every target"
