@@ -571,3 +571,38 @@ TEST_F(CallRegistryTest, SecondToTagBecomesAnAlias) {
 
 }  // namespace
 }  // namespace xems::session
+
+namespace xems::session {
+namespace {
+
+TEST_F(CallRegistryTest, FinalTimeoutEndsEvenABusyCall) {
+  Config c = testConfig();
+  c.final_timeout = 120;
+  FakeTable t;
+  CallRegistry r2(c, t, time);
+  OfferAnswerRequest o;
+  o.call_id = "c1";
+  o.from_tag = "ft";
+  o.sdp = kAliceOffer;
+  ASSERT_TRUE(r2.offerAnswer(o).ok());
+  o.op = Op::kAnswer;
+  o.to_tag = "tt";
+  o.sdp = kBobAnswer;
+  ASSERT_TRUE(r2.offerAnswer(o).ok());
+  auto& counters = *t.flows.begin()->second.spec.counters;
+  for (int s = 0; s < 110; s += 10) {  // media every 10 s for 110 s: no media timeout
+    time->advance(std::chrono::seconds(10));
+    counters.last_packet_ns = time->now().time_since_epoch().count();
+    r2.tick();
+  }
+  EXPECT_EQ(r2.callCount(), 1u);
+  time->advance(std::chrono::seconds(10));
+  r2.tick();
+  EXPECT_EQ(r2.callCount(), 0u);
+  EXPECT_EQ(r2.stats().final_timeout_sessions, 1u);
+  EXPECT_EQ(r2.stats().ports_in_use, 0u);
+  EXPECT_TRUE(t.flows.empty());
+}
+
+}  // namespace
+}  // namespace xems::session
