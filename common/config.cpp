@@ -297,10 +297,18 @@ Status validate(Config& cfg) {
     return XEMS_INVALID(
         fmt::format("port range {}..{} is empty or invalid", cfg.port_min, cfg.port_max));
   }
-  if (cfg.port_max - cfg.port_min < 3) {
-    return XEMS_INVALID("port range must hold at least two RTP/RTCP pairs");
+  uint32_t first_even = cfg.port_min + (cfg.port_min & 1u);  // RTP ports are even
+  if (cfg.port_max < first_even + 3) {
+    return XEMS_INVALID(fmt::format("port range {}..{} must hold at least two RTP/RTCP pairs",
+                                    cfg.port_min, cfg.port_max));
   }
   for (size_t i = 0; i < cfg.interfaces.size(); ++i) {
+    if (cfg.interfaces[i].advertised.isAny()) {
+      return XEMS_INVALID(fmt::format(
+          "interface {}/{}: a wildcard address cannot go into SDP; give the address to "
+          "advertise after '!'",
+          cfg.interfaces[i].name, cfg.interfaces[i].local.toString()));
+    }
     for (size_t j = i + 1; j < cfg.interfaces.size(); ++j) {
       if (cfg.interfaces[i].local == cfg.interfaces[j].local &&
           cfg.interfaces[i].name == cfg.interfaces[j].name) {

@@ -79,12 +79,19 @@ SourceLatch::Verdict SourceLatch::onPacket(const Endpoint& src, Clock::time_poin
       }
       break;
   }
-  // The learning window is over: lock what we have, or the first source if nothing latched yet.
-  locked_ = true;
+  // The learning window is over. Lock what we have. With nothing latched yet, only the endpoint
+  // the peer announced may latch now; anyone else is foreign (a port scan after the window must
+  // not take the stream over). A peer behind NAT gets a new window with the next signalling
+  // event. Without an announced endpoint there is nothing to go by: the first source latches.
   if (!latched_.valid()) {
+    if (advertised_.valid() && !(src == advertised_)) {
+      return strict_ ? Verdict::kDrop : Verdict::kAccept;
+    }
+    locked_ = true;
     latched_ = src;
     return Verdict::kLatched;
   }
+  locked_ = true;
   return lockedVerdict(src);
 }
 

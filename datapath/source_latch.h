@@ -32,7 +32,9 @@ class SourceLatch {
   /// - kImmediate: the first source latches and is locked.
   /// - kDelayed: before learn_until every packet's source re-latches (latest wins), except that
   ///   a packet from exactly the advertised address:port latches and locks at once; after the
-  ///   window the endpoint is locked (the first packet after it latches if none did before).
+  ///   window the endpoint is locked. If nothing latched in the window, only the advertised
+  ///   endpoint may latch afterwards (others are foreign); with none advertised, the first
+  ///   source latches.
   /// - kHeuristic: before learn_until a source ranks 2 (advertised address and port), 1 (same
   ///   address) or 0 (other); a higher rank re-latches, equal rank keeps the first; rank 2 locks
   ///   at once (nothing can beat it). After the window: locked, as for kDelayed.

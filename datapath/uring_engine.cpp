@@ -586,6 +586,15 @@ class UringEngine::Worker {
     auto* payload = static_cast<std::byte*>(io_uring_recvmsg_payload(out, &recv_msg_));
     const uint32_t len = io_uring_recvmsg_payload_length(out, res, &recv_msg_);
 
+    // Only something that looks like RTP or RTCP may latch a stream: a probe of random bytes
+    // from a port scanner must not become the peer. Such packets from a source that is not
+    // latched are dropped (counted as malformed); from the latched peer they are forwarded.
+    const rtp::PacketKind kind = rtp::classify(rtp::Bytes(payload, len));
+    if (kind == rtp::PacketKind::kOther && !(f.latch.latched() == src)) {
+      bump(c.malformed);
+      buffers_.recycle(bid);
+      return;
+    }
     const SourceLatch::Verdict verdict = f.latch.onPacket(src, now_);
     if (verdict == SourceLatch::Verdict::kDrop) {
       bump(c.dropped_source);
@@ -600,7 +609,6 @@ class UringEngine::Worker {
     c.last_packet_ns.store(now_ns_, std::memory_order_relaxed);
 
     const rtp::Bytes pkt(payload, len);
-    const rtp::PacketKind kind = rtp::classify(pkt);
     FlowId sink_id = f.rtp_sink;
     uint64_t* sink_ref = &f.rtp_sink_ref;
     if (f.rtcp) {

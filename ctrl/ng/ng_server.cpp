@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/log.h"
@@ -13,6 +15,11 @@ namespace xems::ng {
 namespace {
 
 constexpr size_t kMaxDatagram = 65535;
+// The largest reply that fits one UDP datagram (65535 - IPv6/UDP headers, rounded down). A larger
+// reply (statistics of a call with very many media) is replaced by a short one with a warning,
+// so the client still gets an answer instead of retransmitting into silence.
+constexpr size_t kMaxReply = 65000;
+constexpr int64_t kMaxDeleteDelay = 86400;
 constexpr int kMaxDatagramsPerWakeup = 64;
 
 struct Ctx {
@@ -27,30 +34,66 @@ using Handler = Status (*)(Ctx&);
 
 Error fail(std::string_view reason) { return XEMS_INVALID(std::string(reason)); }
 
-std::optional<std::string_view> key(const Value& req, std::string_view a, std::string_view b) {
-  if (auto v = req.findString(a)) {
-    return v;
+// Normalised key spelling, as in ng_commands.cpp: "Call-ID", "call id", "call_id" -> "call-id".
+std::string normKey(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out) {
+    ch = ch == ' ' || ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   }
-  return req.findString(b);
+  return out;
 }
 
-bool hasFlag(const Value& req, std::string_view flag) {
-  const Value* f = req.find("flags");
-  if (f == nullptr || !f->isList()) {
-    return false;
-  }
-  for (const auto& e : f->list()) {
-    if (e.isString()) {
-      std::string s(e.asString());
-      for (auto& c : s) {
-        c = c == ' ' || c == '_' ? '-' : static_cast<char>(std::tolower(c));
+// The value of a key under any of rtpengine's spellings, also inside rtpp-flags (`parsed`).
+const Value* key(const Value& req, const Value* parsed, std::string_view name) {
+  for (const Value* d : {&req, parsed}) {
+    if (d == nullptr || !d->isDict()) {
+      continue;
+    }
+    for (const auto& [k, v] : d->dict()) {
+      if (normKey(k) == name) {
+        return &v;
       }
-      if (s == flag) {
+    }
+  }
+  return nullptr;
+}
+
+std::optional<std::string_view> keyString(const Value& req, const Value* parsed,
+                                          std::string_view name) {
+  const Value* v = key(req, parsed, name);
+  if (v == nullptr || !v->isString()) {
+    return std::nullopt;
+  }
+  return v->asString();
+}
+
+bool hasFlag(const Value& req, const Value* parsed, std::string_view flag) {
+  for (const Value* d : {&req, parsed}) {
+    const Value* f = d != nullptr ? d->find("flags") : nullptr;
+    if (f == nullptr || !f->isList()) {
+      continue;
+    }
+    for (const auto& e : f->list()) {
+      if (e.isString() && normKey(e.asString()) == flag) {
         return true;
       }
     }
   }
   return false;
+}
+
+// rtpp-flags of a request, parsed (nullptr if absent or unparseable).
+const Value* rtppFlags(const Value& req, Document& doc, Value& storage) {
+  const Value* raw = key(req, nullptr, "rtpp-flags");
+  if (raw == nullptr || !raw->isString()) {
+    return nullptr;
+  }
+  auto parsed = parseRtppFlags(raw->asString(), doc);
+  if (!parsed) {
+    return nullptr;
+  }
+  storage = *parsed;
+  return &storage;
 }
 
 Status doPing(Ctx& c) {
@@ -75,25 +118,26 @@ Status doOffer(Ctx& c) { return doOfferAnswer(c, session::Op::kOffer); }
 Status doAnswer(Ctx& c) { return doOfferAnswer(c, session::Op::kAnswer); }
 
 Status doDelete(Ctx& c) {
+  Value storage;
+  const Value* rf = rtppFlags(c.req, c.doc, storage);
   session::DeleteRequest d;
-  auto call_id = key(c.req, "call-id", "call id");
+  auto call_id = keyString(c.req, rf, "call-id");
   if (!call_id) {
     return fail("No call-id in message");
   }
   d.call_id = std::string(*call_id);
-  d.from_tag = std::string(key(c.req, "from-tag", "from tag").value_or(""));
-  d.to_tag = std::string(key(c.req, "to-tag", "to tag").value_or(""));
-  d.via_branch = std::string(key(c.req, "via-branch", "via branch").value_or(""));
-  d.honour_to_tag = hasFlag(c.req, "to-tag");
-  d.want_stats = !hasFlag(c.req, "fast");
-  for (auto k : {"delete-delay", "delete delay", "delete_delay"}) {
-    if (auto v = c.req.findInt(k)) {
-      d.delete_delay = static_cast<uint32_t>(std::max<int64_t>(0, *v));
-    }
+  d.from_tag = std::string(keyString(c.req, rf, "from-tag").value_or(""));
+  d.to_tag = std::string(keyString(c.req, rf, "to-tag").value_or(""));
+  d.via_branch = std::string(keyString(c.req, rf, "via-branch").value_or(""));
+  d.honour_to_tag = hasFlag(c.req, rf, "to-tag");
+  d.want_stats = !hasFlag(c.req, rf, "fast");
+  if (const Value* v = key(c.req, rf, "delete-delay")) {
+    int64_t secs = v->isInt() ? v->asInt() : std::atoll(std::string(v->asString()).c_str());
+    d.delete_delay = static_cast<uint32_t>(std::clamp<int64_t>(secs, 0, kMaxDeleteDelay));
   }
   auto res = c.reg.remove(d);
   if (!res.found) {
-    if (hasFlag(c.req, "fatal")) {
+    if (hasFlag(c.req, rf, "fatal")) {
       return fail("Call-ID not found or tags didn't match");
     }
     c.reply.add("warning", Value::string("Call-ID not found or tags didn't match"));
@@ -106,7 +150,7 @@ Status doDelete(Ctx& c) {
 }
 
 Status doQuery(Ctx& c) {
-  auto call_id = key(c.req, "call-id", "call id");
+  auto call_id = keyString(c.req, nullptr, "call-id");
   if (!call_id) {
     return fail("No call-id in message");
   }
@@ -190,6 +234,9 @@ Status doStatistics(Ctx& c) {
   ctl.add("cachedreplies", num(c.stats.replies_from_cache));
   ctl.add("invalid", num(c.stats.invalid));
   ctl.add("unknowncommands", num(c.stats.unknown_commands));
+  ctl.add("oversizedreplies", num(c.stats.oversized_replies));
+  ctl.add("senderrors", num(c.stats.send_errors));
+  ctl.add("nocookie", num(c.stats.dropped_no_cookie));
   for (const auto& def : kCommands) {
     const auto& cs = c.stats.commands[static_cast<size_t>(def.cmd)];
     Value e = d.dict();
@@ -258,7 +305,10 @@ void NgServer::onReadable(int fd) {
     if (reply.bytes.empty()) {
       continue;
     }
-    ::sendto(fd, reply.bytes.data(), reply.bytes.size(), MSG_DONTWAIT, from->sa(), from->len());
+    if (::sendto(fd, reply.bytes.data(), reply.bytes.size(), MSG_DONTWAIT, from->sa(),
+                 from->len()) < 0) {
+      ++stats_.send_errors;
+    }
     for (const auto& w : reply.waiters) {
       if (!(w == *from)) {
         ::sendto(fd, reply.bytes.data(), reply.bytes.size(), MSG_DONTWAIT, w.sa(), w.len());
@@ -272,7 +322,7 @@ NgServer::Reply NgServer::handle(std::string_view datagram, const SockAddr& from
   auto sp = datagram.find(' ');
   if (sp == 0 || sp == std::string_view::npos) {
     ++stats_.dropped_no_cookie;
-    XLOG_WARN(kNg, "ng message from {} without cookie dropped", from.toString());
+    XLOG_DEBUG(kNg, "ng message from {} without cookie dropped", from.toString());
     return {};
   }
   std::string_view cookie = datagram.substr(0, sp);
@@ -365,13 +415,24 @@ std::string NgServer::process(std::string_view payload, bool* cacheable) {
   ++cs.count;
   if (!st) {
     ++cs.errors;
-    XLOG_INFO(kNg, "{} failed: {}", *cmd, st.error().message);
+    XLOG_DEBUG(kNg, "{} failed: {}", *cmd, st.error().message);
     return error(st.error().message);
   }
   if (def->cmd != Command::kPing) {
     reply.add("result", Value::string("ok"));
   }
-  return encode(reply);
+  std::string out = encode(reply);
+  if (out.size() + 64 > kMaxReply) {
+    ++stats_.oversized_replies;
+    Value small = doc.dict();
+    if (auto sdp = reply.findString("sdp"); sdp && sdp->size() + 256 < kMaxReply) {
+      small.add("sdp", Value::string(*sdp));
+    }
+    small.add("warning", Value::string("Reply too large for one datagram: details omitted"));
+    small.add("result", Value::string("ok"));
+    out = encode(small);
+  }
+  return out;
 }
 
 }  // namespace xems::ng

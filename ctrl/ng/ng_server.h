@@ -44,6 +44,8 @@ struct NgStats {
   uint64_t invalid = 0;            // undecodable payloads, missing command
   uint64_t dropped_no_cookie = 0;  // no reply possible
   uint64_t unknown_commands = 0;
+  uint64_t oversized_replies = 0;  // replaced by a short reply with a warning
+  uint64_t send_errors = 0;
   std::array<CommandStats, static_cast<size_t>(Command::kCount)> commands{};
 };
 

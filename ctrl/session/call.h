@@ -37,7 +37,9 @@ struct Media {
   Stream rtcp;
   bool allocated = false;
   bool rtcp_mux = false;       // this participant sends RTCP on the RTP port
-  bool mux_offered = false;    // this participant offered rtcp-mux
+  bool mux_offered = false;    // rtcp-mux was offered on this leg
+  bool mux_keep = false;       // offer flags demux/accept: keep mux towards this participant
+  std::optional<SockAddr> rtcp_sdp;  // the participant's separate RTCP endpoint from its SDP
   bool sends = true;           // from this participant's SDP direction
   bool receives = true;
   bool rejected = false;       // port 0

@@ -14,6 +14,10 @@ namespace xems::session {
 namespace {
 
 constexpr auto kLearnWindow = std::chrono::seconds(3);  // rtpengine's delayed learning window
+// Bounds on what one call may hold, so no ng client (or SIP peer behind it) can take every port
+// with one call-id: forks, and to-tags seen for one participant.
+constexpr size_t kMaxParticipantsPerCall = 16;
+constexpr size_t kMaxAliasesPerParticipant = 8;
 
 Error sessionError(std::string_view reason) {
   return XEMS_INVALID(std::string(reason));
@@ -21,13 +25,28 @@ Error sessionError(std::string_view reason) {
 
 struct ParsedEndpoints {
   std::optional<SockAddr> rtp;
-  std::optional<SockAddr> rtcp;
+  std::optional<SockAddr> rtcp;  // the separate RTCP endpoint (a=rtcp, else RTP port + 1)
   bool zero = false;
   Family family = Family::kIpv4;
 };
 
+// True if ip:port is one of the media sockets we hold (by local or advertised address): a peer
+// "announcing" it would make us send to ourselves, looping or feeding another call. Our address
+// with any other port is fine (a PBX on the same host).
+bool isOwnMediaSocket(const Config& cfg, const PortAllocator& ports, const IpAddr& ip,
+                      uint32_t port) {
+  if (port > 65535) {
+    return false;
+  }
+  return std::any_of(cfg.interfaces.begin(), cfg.interfaces.end(), [&](const InterfaceSpec& i) {
+    return (i.local == ip || i.advertised == ip) &&
+           ports.isAllocated(i.local, static_cast<uint16_t>(port));
+  });
+}
+
 ParsedEndpoints endpointsOf(const sdp::Session& s, const sdp::Media& m,
-                            const OfferAnswerFlags& flags, bool mux) {
+                            const OfferAnswerFlags& flags, const Config& cfg,
+                            const PortAllocator& ports) {
   ParsedEndpoints e;
   const sdp::Connection* c = m.connection ? &*m.connection
                              : s.connection ? &*s.connection
@@ -46,12 +65,12 @@ ParsedEndpoints endpointsOf(const sdp::Session& s, const sdp::Media& m,
   } else if (flags.sip_source_address && flags.received_from && !e.zero) {
     ip = flags.received_from;
   }
-  if (!ip || m.port == 0) {
+  if (!ip || m.port == 0 || isOwnMediaSocket(cfg, ports, *ip, m.port)) {
     return e;
   }
   e.family = ip->family();
   e.rtp = SockAddr(*ip, m.port);
-  uint16_t rtcp_port = static_cast<uint16_t>(m.port + 1);
+  uint32_t rtcp_port = static_cast<uint32_t>(m.port) + 1;
   IpAddr rtcp_ip = *ip;
   if (auto r = m.rtcp()) {
     rtcp_port = r->port;
@@ -59,7 +78,10 @@ ParsedEndpoints endpointsOf(const sdp::Session& s, const sdp::Media& m,
       rtcp_ip = *r->address;
     }
   }
-  e.rtcp = mux ? e.rtp : std::optional<SockAddr>(SockAddr(rtcp_ip, rtcp_port));
+  // m= port 65535 has no port + 1 (learn it instead); never one of our own sockets either.
+  if (rtcp_port != 0 && rtcp_port <= 65535 && !isOwnMediaSocket(cfg, ports, rtcp_ip, rtcp_port)) {
+    e.rtcp = SockAddr(rtcp_ip, static_cast<uint16_t>(rtcp_port));
+  }
   return e;
 }
 
@@ -239,9 +261,12 @@ Result<OfferAnswerReply> CallRegistry::offerAnswer(const OfferAnswerRequest& req
   }
   auto r = doOfferAnswer(*it->second, req, created);
   if (!r && created) {
-    endCall(req.call_id, EndReason::kForced);
+    // Never a call: tear down without touching end-of-call statistics.
+    for (auto& p : it->second->participants) {
+      destroyParticipant(*p);
+    }
+    calls_.erase(it);
     --totals_.managed_sessions;
-    --totals_.forced_terminated_sessions;
   }
   return r;
 }
@@ -266,16 +291,36 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
   if (req.op == Op::kAnswer && offerer == nullptr) {
     return sessionError("Invalid dialogue association");
   }
-  auto newParticipant = [&](std::string tag, std::string branch) {
+  std::vector<Participant*> created_now;  // removed again if this request fails
+  Participant* const old_peer = call.findTag(req.from_tag) != nullptr
+                                    ? call.findTag(req.from_tag)->peer
+                                    : nullptr;
+  auto newParticipant = [&](std::string tag, std::string branch) -> Participant* {
+    if (call.participants.size() >= kMaxParticipantsPerCall) {
+      return nullptr;
+    }
     auto p = std::make_unique<Participant>();
     p->tag = std::move(tag);
     p->via_branch = std::move(branch);
     p->created = unix_us / 1000000;
     call.participants.push_back(std::move(p));
+    created_now.push_back(call.participants.back().get());
     return call.participants.back().get();
+  };
+  auto fail = [&](std::string_view reason) -> Error {
+    for (Participant* p : created_now) {
+      removeParticipant(call, p);
+    }
+    if (Participant* o = call.findTag(req.from_tag); o != nullptr) {
+      o->peer = old_peer;
+    }
+    return sessionError(reason);
   };
   if (offerer == nullptr) {
     offerer = newParticipant(req.from_tag, "");
+    if (offerer == nullptr) {
+      return fail("Too many participants in call");
+    }
   }
   if (!req.to_tag.empty()) {
     other = call.findTag(req.to_tag);
@@ -296,14 +341,20 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
     if (untagged != nullptr && !req.to_tag.empty() && !untagged->tag.empty() &&
         untagged->tag != req.to_tag) {
       // A second to-tag for the same leg (another fork answered): an alias, as in rtpengine.
+      if (untagged->aliases.size() >= kMaxAliasesPerParticipant) {
+        return fail("Too many tags for one participant");
+      }
       untagged->aliases.push_back(req.to_tag);
     } else if (untagged != nullptr && untagged->tag.empty()) {
       untagged->tag = req.to_tag;
     }
     other = untagged != nullptr ? untagged : newParticipant(req.to_tag, req.via_branch);
+    if (other == nullptr) {
+      return fail("Too many participants in call");
+    }
   }
   if (other == offerer) {
-    return sessionError("Invalid dialogue association");
+    return fail("Invalid dialogue association");
   }
   offerer->peer = other;
   other->peer = offerer;
@@ -338,8 +389,13 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
           : sender_family);
 
   size_t n = in.media.size();
-  XEMS_TRY_STATUS(ensureMedia(call, sender, n, sender.iface_name, sender_family));
-  XEMS_TRY_STATUS(ensureMedia(call, receiver, n, receiver.iface_name, receiver_family));
+  for (auto* p : {&sender, &receiver}) {
+    auto st = ensureMedia(call, *p, n, p->iface_name, p == &sender ? sender_family
+                                                                   : receiver_family);
+    if (!st) {
+      return fail(st.error().message);
+    }
+  }
 
   std::vector<bool> relearn(n, false);
   std::vector<bool> mux_out(n, false);
@@ -364,6 +420,7 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
 
     if (req.op == Op::kOffer) {
       s.mux_offered = has_mux;
+      s.mux_keep = flags.rtcp_mux.demux || flags.rtcp_mux.accept;
       s.rtcp_mux = has_mux && !flags.rtcp_mux.reject;
       mux_out[i] = (has_mux && !flags.rtcp_mux.demux && !flags.rtcp_mux.reject) ||
                    flags.rtcp_mux.offer || flags.rtcp_mux.require;
@@ -376,28 +433,48 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
       // The answerer muxes only if we offered it; the offerer gets mux if it asked and the
       // answerer agreed, or we demux for it.
       s.rtcp_mux = has_mux && s.mux_offered;
+      // demux/accept may come with the offer (remembered) or with the answer.
       r.rtcp_mux = r.mux_offered &&
-                   (s.rtcp_mux || flags.rtcp_mux.demux || flags.rtcp_mux.accept) &&
+                   (s.rtcp_mux || r.mux_keep || flags.rtcp_mux.demux || flags.rtcp_mux.accept) &&
                    !flags.rtcp_mux.reject;
       mux_out[i] = r.rtcp_mux;
       mux_confirmed[i] = true;
+      // The offerer's RTCP goes back to its own RTCP endpoint if mux was not agreed (RFC 5761).
+      auto r_rtcp = r.rtcp_mux ? r.rtp.advertised : r.rtcp_sdp;
+      if (!(r.rtcp.advertised == r_rtcp)) {
+        r.rtcp.advertised = r_rtcp;
+      }
     }
 
-    auto ep = endpointsOf(in, sm, flags, s.rtcp_mux);
+    auto ep = endpointsOf(in, sm, flags, cfg_, ports_);
     s.zero_address = ep.zero;
     s.sdp_family = ep.family;
-    relearn[i] = !(s.rtp.advertised == ep.rtp) || !(s.rtcp.advertised == ep.rtcp) ||
+    s.rtcp_sdp = ep.rtcp;
+    auto rtcp_adv = s.rtcp_mux ? ep.rtp : ep.rtcp;
+    relearn[i] = !(s.rtp.advertised == ep.rtp) || !(s.rtcp.advertised == rtcp_adv) ||
                  !s.rtp.in_table;
     s.rtp.advertised = ep.rtp;
-    s.rtcp.advertised = ep.rtcp;
+    s.rtcp.advertised = rtcp_adv;
   }
 
-  // The sender's counterpart keeps learning until its own SDP arrives; only streams whose
-  // advertised endpoint changed start learning again, so a re-INVITE that changes nothing
-  // does not reopen a hijack window (rtpengine unconfirms on every signalling event).
+  // Only streams whose advertised endpoint changed start learning again, so a re-INVITE that
+  // changes nothing does not reopen a hijack window (rtpengine unconfirms on every signalling
+  // event). Streams that never latched get a fresh window with every signalling event: a
+  // caller behind NAT that stayed silent while it rang learns from the answer on.
+  auto latched = [](const Stream& st) {
+    if (!st.counters) {
+      return false;
+    }
+    std::lock_guard lock(st.counters->mu);
+    return st.counters->learned.has_value();
+  };
   std::vector<bool> relearn_receiver(n, false);
   for (size_t i = 0; i < n; ++i) {
-    relearn_receiver[i] = !receiver.medias[i].rtp.in_table;
+    const Media& r = receiver.medias[i];
+    relearn_receiver[i] = !r.rtp.in_table || !latched(r.rtp) || !latched(r.rtcp);
+    if (!latched(sender.medias[i].rtp)) {
+      relearn[i] = true;
+    }
   }
   programFlows(call, sender, receiver, relearn, relearn_receiver);
 
@@ -493,6 +570,41 @@ void CallRegistry::destroyParticipant(Participant& p) {
   }
 }
 
+void CallRegistry::removeParticipant(Call& call, Participant* victim) {
+  destroyParticipant(*victim);
+  // Every participant that exchanged media with the victim gets another partner (the newest
+  // remaining one that points back at it), or none; its flows are re-pointed accordingly.
+  for (auto& p : call.participants) {
+    if (p.get() == victim || p->peer != victim) {
+      continue;
+    }
+    p->peer = nullptr;
+    for (auto& q : call.participants) {
+      if (q.get() != victim && q.get() != p.get() && q->peer == p.get()) {
+        p->peer = q.get();
+      }
+    }
+    if (p->peer != nullptr) {
+      programFlows(call, *p, *p->peer, {}, {});
+    } else {
+      for (auto& m : p->medias) {
+        for (bool rtcp : {false, true}) {
+          Stream& s = rtcp ? m.rtcp : m.rtp;
+          if (s.in_table) {
+            auto spec = flowSpec(call, m, m, rtcp, nullptr);
+            spec.rtp_sink = spec.rtcp_sink = 0;  // nowhere to send until a new partner
+            (void)table_.update(spec, false);
+          }
+        }
+      }
+    }
+  }
+  call.participants.erase(
+      std::remove_if(call.participants.begin(), call.participants.end(),
+                     [&](const auto& p) { return p.get() == victim; }),
+      call.participants.end());
+}
+
 void CallRegistry::endCall(const std::string& call_id, EndReason reason) {
   auto it = calls_.find(call_id);
   if (it == calls_.end()) {
@@ -559,20 +671,7 @@ CallRegistry::DeleteResult CallRegistry::remove(const DeleteRequest& req) {
   }
   if (victim != nullptr && call.participants.size() > 2) {
     // One branch of a forked call goes; the rest stays.
-    Participant* peer = victim->peer;
-    destroyParticipant(*victim);
-    if (peer != nullptr && peer->peer == victim) {
-      peer->peer = nullptr;
-      for (auto& p : call.participants) {
-        if (p.get() != victim && p.get() != peer && p->peer == peer) {
-          peer->peer = p.get();
-        }
-      }
-    }
-    call.participants.erase(
-        std::remove_if(call.participants.begin(), call.participants.end(),
-                       [&](const auto& p) { return p.get() == victim; }),
-        call.participants.end());
+    removeParticipant(call, victim);
     return res;
   }
   uint32_t delay = req.delete_delay.value_or(cfg_.delete_delay);
@@ -718,14 +817,14 @@ void CallRegistry::tick() {
     auto since = [&](Clock::time_point t) {
       return std::chrono::duration_cast<std::chrono::seconds>(now - t).count();
     };
+    if (cfg_.final_timeout != 0 && since(call.created_mono) >= cfg_.final_timeout) {
+      ending.emplace_back(id, EndReason::kFinalTimeout);
+      continue;
+    }
     if (call.delete_at) {
       if (now >= *call.delete_at) {
         ending.emplace_back(id, EndReason::kRegular);
       }
-      continue;
-    }
-    if (cfg_.final_timeout != 0 && since(call.created_mono) >= cfg_.final_timeout) {
-      ending.emplace_back(id, EndReason::kFinalTimeout);
       continue;
     }
     if (!call.answered) {

@@ -64,6 +64,8 @@ class CallRegistry {
   datapath::FlowSpec flowSpec(const Call& call, const Media& from, const Media& to, bool rtcp,
                               const OfferAnswerFlags* flags) const;
   void destroyParticipant(Participant& p);
+  // Destroys one participant of a call that goes on, and fixes everything that pointed at it.
+  void removeParticipant(Call& call, Participant* victim);
   void endCall(const std::string& call_id, EndReason reason);
   CallInfo info(const Call& call) const;
 

@@ -90,6 +90,15 @@ void PortAllocator::release(const IpAddr& ip, uint16_t rtp_port) {
   }
 }
 
+bool PortAllocator::isAllocated(const IpAddr& ip, uint16_t port) const {
+  auto it = used_.find(ip);
+  if (it == used_.end() || port < first_even_) {
+    return false;
+  }
+  size_t idx = (port - first_even_) / 2;
+  return idx < it->second.size() && it->second[idx];
+}
+
 size_t PortAllocator::pairsInUse() const {
   size_t n = 0;
   for (const auto& [ip, used] : used_) {

@@ -32,6 +32,8 @@ class PortAllocator {
   // Changes the range (SIGHUP); ports in use outside the new range stay in use until released.
   void setRange(uint16_t port_min, uint16_t port_max);
 
+  // True if port (RTP or RTCP) on ip belongs to a pair we hold.
+  bool isAllocated(const IpAddr& ip, uint16_t port) const;
   size_t pairsInUse() const;
   size_t pairsTotal() const { return pair_count_; }
 

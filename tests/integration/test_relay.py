@@ -424,9 +424,12 @@ class DaemonTest(unittest.TestCase):
             with open(conf, "w") as f:
                 f.write("[xemsd]\ntimeout = banana\n")
             x.proc.send_signal(signal.SIGHUP)  # a bad reload keeps running on the old config
-            time.sleep(0.3)
-            self.assertTrue(x.ng.ping())
+            deadline = time.monotonic() + 10
+            while ("SIGHUP: keeping the running configuration" not in x.read_log()
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
             self.assertIn("SIGHUP: keeping the running configuration", x.read_log())
+            self.assertTrue(x.ng.ping())
             a.close()
             b.close()
         finally:

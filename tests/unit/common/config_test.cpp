@@ -64,6 +64,16 @@ TEST(ConfigTest, BadInputGivesClearErrors) {
 
   r = parse({"-i", "127.0.0.1", "-n", "2223", "--port-min", "500", "--port-max", "400"});
   ASSERT_FALSE(r.ok());
+  // 30001..30004 holds one even/odd pair only (30002/30003).
+  r = parse({"-i", "127.0.0.1", "-n", "2223", "--port-min", "30001", "--port-max", "30004"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("at least two RTP/RTCP pairs"), std::string::npos);
+  EXPECT_TRUE(
+      parse({"-i", "127.0.0.1", "-n", "2223", "--port-min", "30000", "--port-max", "30003"}).ok());
+  r = parse({"-i", "0.0.0.0", "-n", "2223"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("wildcard"), std::string::npos);
+  EXPECT_TRUE(parse({"-i", "0.0.0.0!203.0.113.1", "-n", "2223"}).ok());
 }
 
 TEST(ConfigTest, HelpListsEveryOption) {

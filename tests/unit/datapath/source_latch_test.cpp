@@ -90,6 +90,26 @@ TEST(SourceLatchTest, DelayedLocksAtOnceOnTheAdvertisedEndpoint) {
   EXPECT_EQ(l.latched(), ep("192.0.2.1:4000"));
 }
 
+TEST(SourceLatchTest, AfterTheWindowOnlyTheAdvertisedEndpointMayLatch) {
+  // The call rang past the window and nothing was received: a port scan must not take over.
+  SourceLatch l;
+  l.configure(policy(EndpointLearning::kDelayed, true, "192.0.2.1:4000", kT0 + seconds(3)), false);
+  EXPECT_EQ(l.onPacket(ep("203.0.113.66:7000"), kT0 + seconds(10)), Verdict::kDrop);
+  EXPECT_FALSE(l.latched().valid());
+  EXPECT_EQ(l.onPacket(ep("192.0.2.1:4000"), kT0 + seconds(11)), Verdict::kLatched);
+  EXPECT_TRUE(l.locked());
+  EXPECT_EQ(l.onPacket(ep("203.0.113.66:7000"), kT0 + seconds(12)), Verdict::kDrop);
+  // Heuristic mode behaves the same after its window.
+  SourceLatch h;
+  h.configure(policy(EndpointLearning::kHeuristic, true, "192.0.2.1:4000", kT0 + seconds(3)),
+              false);
+  EXPECT_EQ(h.onPacket(ep("192.0.2.1:5555"), kT0 + seconds(10)), Verdict::kDrop);
+  // A new signalling event opens a new window for the NATed peer.
+  h.configure(policy(EndpointLearning::kHeuristic, true, "192.0.2.1:4000", kT0 + seconds(23)),
+              true);
+  EXPECT_EQ(h.onPacket(ep("192.0.2.1:5555"), kT0 + seconds(21)), Verdict::kLatched);
+}
+
 TEST(SourceLatchTest, DelayedWindowOverBeforeFirstPacketLatchesFirst) {
   SourceLatch l;
   l.configure(policy(EndpointLearning::kDelayed, true, nullptr, kT0 - seconds(1)), false);

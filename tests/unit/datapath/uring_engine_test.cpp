@@ -655,6 +655,13 @@ TEST_F(UringEngineTest, MalformedIsCountedAndStillForwarded) {
   auto e = makeEngine();
   Call c = makeCall(*e, 1400);
   const std::vector<std::byte> junk = {std::byte{1}, std::byte{2}, std::byte{3}};
+  // Junk never latches a stream: from a source that has not latched it is dropped (counted).
+  Udp stranger = bindUdp();
+  sendTo(stranger, c.a.eng_rtp, junk);
+  ASSERT_TRUE(eventually([&] { return load(c.a.rtp_c->malformed) == 1; }));
+  EXPECT_TRUE(nothingQueued(c.b.phone_rtp));
+  // Once the peer has latched with real RTP, its junk is forwarded like rtpengine does.
+  pump(c.a.phone_rtp, c.a.eng_rtp, c.b.phone_rtp, c.b.eng_rtp, 1, 3);
   sendTo(c.a.phone_rtp, c.a.eng_rtp, junk);
   auto d = recvWait(c.b.phone_rtp);
   ASSERT_TRUE(d.has_value());
@@ -666,11 +673,10 @@ TEST_F(UringEngineTest, MalformedIsCountedAndStillForwarded) {
   d = recvWait(c.b.phone_rtp);
   ASSERT_TRUE(d.has_value());
   EXPECT_TRUE(d->data.empty());
-  pump(c.a.phone_rtp, c.a.eng_rtp, c.b.phone_rtp, c.b.eng_rtp, 1, 3);
   sendTo(c.a.phone_rtcp, c.a.eng_rtcp, rtpPacket(1));  // RTP on the RTCP port
   ASSERT_TRUE(recvWait(c.b.phone_rtcp).has_value());
   e->sync();
-  EXPECT_EQ(load(c.a.rtp_c->malformed), 2u);
+  EXPECT_EQ(load(c.a.rtp_c->malformed), 3u);
   EXPECT_EQ(load(c.a.rtp_c->forwarded), 5u);
   EXPECT_GE(e->workerStats(0).rearms, 1u);
   EXPECT_EQ(load(c.a.rtcp_c->malformed), 1u);

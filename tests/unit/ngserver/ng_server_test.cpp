@@ -19,7 +19,10 @@ std::string bstr(std::string_view s) { return std::to_string(s.size()) + ":" + s
 
 class NgServerTest : public ::testing::Test {
  protected:
-  NgServerTest() : reg(config(), table), server(reg) {}
+  NgServerTest()
+      : time(std::make_shared<session::testing::ManualTime>()),
+        reg(config(), table, time),
+        server(reg) {}
   static Config config() {
     Config c;
     c.interfaces.push_back(*InterfaceSpec::parse("127.0.0.1"));
@@ -40,6 +43,7 @@ class NgServerTest : public ::testing::Test {
   }
 
   FakeTable table;
+  std::shared_ptr<session::testing::ManualTime> time;
   session::CallRegistry reg;
   NgServer server;
   SockAddr from = *SockAddr::parse("127.0.0.1:5060");
@@ -197,6 +201,60 @@ TEST_F(NgServerTest, StatisticsCountCommandsAndErrors) {
   EXPECT_EQ(ctl->find("ping")->findInt("count"), 1);
   EXPECT_EQ(ctl->find("answer")->findInt("errors"), 1);
   EXPECT_EQ(r.find("statistics")->find("totalstatistics")->findInt("managedsessions"), 0);
+}
+
+}  // namespace
+}  // namespace xems::ng
+
+namespace xems::ng {
+namespace {
+
+// Review finding: a delete reply for a call with many media must not exceed one datagram.
+TEST_F(NgServerTest, OversizedReplyIsReplacedByAShortOne) {
+  std::string sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n";
+  for (int i = 0; i < 64; ++i) {
+    sdp += "m=audio " + std::to_string(20000 + 2 * i) + " RTP/AVP 0\r\n";
+  }
+  Document doc;
+  Value r = reply(send("o1 d7:command5:offer7:call-id2:c18:from-tag1:a3:sdp" + bstr(sdp) + "e"),
+                  doc);
+  ASSERT_EQ(r.findString("result"), "ok");
+  std::string raw = send("d1 d7:command6:delete7:call-id2:c18:from-tag1:ae");
+  EXPECT_LT(raw.size(), 65000u);
+  r = reply(raw, doc);
+  EXPECT_EQ(r.findString("result"), "ok");
+  EXPECT_EQ(r.findString("warning"), "Reply too large for one datagram: details omitted");
+  EXPECT_EQ(server.stats().oversized_replies, 1u);
+  EXPECT_EQ(reg.callCount(), 0u);
+}
+
+TEST_F(NgServerTest, DeleteHonoursKeySpellingsAndRtppFlagsAndClampsTheDelay) {
+  std::string offer = "d7:command5:offer7:call-id2:c18:from-tag1:a3:sdp" + bstr(kSdp) + "e";
+  send("o1 " + offer);
+  Document doc;
+  // Call_ID spelling; tag check still applies (a wrong from_tag must not delete the call).
+  Value r = reply(send("d1 d7:command6:delete7:Call_ID2:c18:from_tag1:xe"), doc);
+  EXPECT_EQ(r.findString("warning"), "Call-ID not found or tags didn't match");
+  EXPECT_EQ(reg.callCount(), 1u);
+  // Kamailio's daemon-parsed mode: everything in rtpp-flags.
+  std::string flags = "delete-delay=99999999999 fatal";
+  r = reply(send("d2 d7:command6:delete7:call-id2:c18:from-tag1:a10:rtpp-flags" + bstr(flags) +
+                 "e"),
+            doc);
+  EXPECT_EQ(r.findString("result"), "ok");
+  EXPECT_EQ(reg.callCount(), 1u);  // lingers, but for at most a day, not 136 years
+  time->advance(std::chrono::seconds(86399));
+  reg.tick();
+  EXPECT_EQ(reg.callCount(), 1u);
+  time->advance(std::chrono::seconds(1));
+  reg.tick();
+  EXPECT_EQ(reg.callCount(), 0u);
+  send("o2 " + offer);
+  std::string fatal = "fatal";
+  r = reply(send("d3 d7:command6:delete7:call-id2:c28:from-tag1:a10:rtpp-flags" + bstr(fatal) +
+                 "e"),
+            doc);
+  EXPECT_EQ(r.findString("result"), "error");
 }
 
 }  // namespace

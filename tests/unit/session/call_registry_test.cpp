@@ -170,13 +170,21 @@ TEST_F(CallRegistryTest, ReinviteKeepsPortsAndUpdatesInPlace) {
   uint16_t a = port("c1", "ft", 1);
   uint16_t b = port("c1", "tt", 1);
   size_t flows = table.flows.size();
-  // Same SDP again: nothing changes, no relearning.
+  // Unlatched streams get a fresh learning window with each signalling event...
+  ASSERT_TRUE(offer("c1", "ft", kAliceOffer, {}, "tt").ok());
+  EXPECT_GE(table.byPort(a)->relearns, 1);
+  // ...latched ones keep their peer when nothing changes. Latch all as the worker would.
+  for (auto& [id, e] : table.flows) {
+    std::lock_guard lock(e.spec.counters->mu);
+    e.spec.counters->learned = e.spec.source.advertised;
+  }
+  int before_a = table.byPort(a)->relearns;
   ASSERT_TRUE(offer("c1", "ft", kAliceOffer, {}, "tt").ok());
   ASSERT_TRUE(answer("c1", "ft", "tt", kBobAnswer).ok());
   EXPECT_EQ(port("c1", "ft", 1), a);
   EXPECT_EQ(port("c1", "tt", 1), b);
   EXPECT_EQ(table.flows.size(), flows);
-  EXPECT_EQ(table.byPort(a)->relearns, 0);
+  EXPECT_EQ(table.byPort(a)->relearns, before_a);
   // Bob re-INVITEs from a new address: his streams relearn, Alice's don't; ports stay.
   std::string moved = kBobAnswer;
   moved.replace(moved.find("c=IN IP4 192.0.2.20"), 19, "c=IN IP4 192.0.2.99");
@@ -185,7 +193,7 @@ TEST_F(CallRegistryTest, ReinviteKeepsPortsAndUpdatesInPlace) {
   EXPECT_EQ(port("c1", "tt", 1), b);
   EXPECT_EQ(table.byPort(b)->spec.source.advertised->toString(), "192.0.2.99:5004");
   EXPECT_GE(table.byPort(b)->relearns, 1);
-  EXPECT_EQ(table.byPort(a)->relearns, 0);
+  EXPECT_EQ(table.byPort(a)->relearns, before_a);
 }
 
 TEST_F(CallRegistryTest, HoldKeepsZeroAddressAndDirection) {
@@ -602,6 +610,137 @@ TEST_F(CallRegistryTest, FinalTimeoutEndsEvenABusyCall) {
   EXPECT_EQ(r2.stats().final_timeout_sessions, 1u);
   EXPECT_EQ(r2.stats().ports_in_use, 0u);
   EXPECT_TRUE(t.flows.empty());
+}
+
+}  // namespace
+}  // namespace xems::session
+
+namespace xems::session {
+namespace {
+
+// Review finding: deleting a participant that two forks point at must leave no dangling
+// pointer (ASan catches the use-after-free in tick()/query() otherwise).
+TEST_F(CallRegistryTest, DeletingAParticipantSharedByForksLeavesNoDanglingPeer) {
+  OfferAnswerRequest r;
+  r.call_id = "fk";
+  r.from_tag = "ft";
+  r.sdp = kAliceOffer;
+  r.via_branch = "b1";
+  ASSERT_TRUE(reg.offerAnswer(r).ok());
+  r.via_branch = "b2";
+  ASSERT_TRUE(reg.offerAnswer(r).ok());
+  OfferAnswerRequest a = r;
+  a.op = Op::kAnswer;
+  a.to_tag = "t1";
+  a.via_branch = "b1";
+  a.sdp = kBobAnswer;
+  ASSERT_TRUE(reg.offerAnswer(a).ok());
+  DeleteRequest d;  // the callee's BYE: from-tag t1, to-tag ft, flag to-tag: the caller goes
+  d.call_id = "fk";
+  d.from_tag = "t1";
+  d.to_tag = "ft";
+  d.honour_to_tag = true;
+  EXPECT_TRUE(reg.remove(d).found);
+  time->advance(std::chrono::seconds(1));
+  reg.tick();
+  auto q = reg.query("fk");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->participants.size(), 2u);
+  for (const auto& p : q->participants) {
+    EXPECT_NE(p.tag, "ft");
+  }
+  r.from_tag = "t1";  // a new offer from a survivor works
+  r.to_tag = "";
+  r.via_branch = "b3";
+  EXPECT_TRUE(reg.offerAnswer(r).ok());
+}
+
+// Review finding: when the fork the caller was wired to goes, the caller's flows follow the
+// remaining fork instead of sending into a removed flow.
+TEST_F(CallRegistryTest, DeletingTheCurrentForkRewiresTheCaller) {
+  OfferAnswerRequest r;
+  r.call_id = "fk";
+  r.from_tag = "ft";
+  r.sdp = kAliceOffer;
+  r.via_branch = "b1";
+  ASSERT_TRUE(reg.offerAnswer(r).ok());
+  r.via_branch = "b2";
+  ASSERT_TRUE(reg.offerAnswer(r).ok());
+  auto q = reg.query("fk");
+  uint16_t p1 = q->participants[1].medias[0].streams[0].local.port();
+  uint16_t alice = q->participants[0].medias[0].streams[0].local.port();
+  DeleteRequest d;
+  d.call_id = "fk";
+  d.from_tag = "ft";
+  d.via_branch = "b2";
+  EXPECT_TRUE(reg.remove(d).found);
+  EXPECT_EQ(table.byPort(alice)->spec.rtp_sink, table.byPort(p1)->spec.id);
+}
+
+// Review finding: the offerer's RTCP goes back to its a=rtcp port when the answer declines mux.
+TEST_F(CallRegistryTest, DeclinedMuxFallsBackToTheOfferersRtcpPort) {
+  const char* mux_offer =
+      "v=0\r\no=- 1 2 IN IP4 192.0.2.30\r\ns=-\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\n"
+      "c=IN IP4 192.0.2.30\r\na=rtcp-mux\r\na=rtcp:40011\r\n";
+  ASSERT_TRUE(offer("c1", "a", mux_offer).ok());
+  uint16_t ap = port("c1", "a", 1);
+  EXPECT_EQ(table.byPort(ap + 1)->spec.source.advertised->toString(), "192.0.2.30:40000");
+  const char* plain_answer =
+      "v=0\r\no=- 1 2 IN IP4 192.0.2.40\r\ns=-\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8\r\n"
+      "c=IN IP4 192.0.2.40\r\n";
+  ASSERT_TRUE(answer("c1", "a", "b", plain_answer).ok());
+  EXPECT_EQ(table.byPort(ap + 1)->spec.source.advertised->toString(), "192.0.2.30:40011");
+}
+
+TEST_F(CallRegistryTest, OurOwnAddressIsNeverAPeerAndPortsDoNotWrap) {
+  // A peer "announcing" one of xemsd's own media sockets (another call's port).
+  ASSERT_TRUE(offer("c0", "x", kAliceOffer).ok());
+  uint16_t victim = port("c0", "x", 1);
+  std::string own = kAliceOffer;
+  own.replace(own.find("c=IN IP4 192.0.2.10"), 19, "c=IN IP4 203.0.113.1");
+  own.replace(own.find("m=audio 49170"), 13, "m=audio " + std::to_string(victim));
+  ASSERT_TRUE(offer("c1", "ft", own).ok());
+  EXPECT_FALSE(table.byPort(port("c1", "ft", 1))->spec.source.advertised.has_value());
+  // Our address with a port outside the media range is a co-located PBX: fine.
+  std::string pbx = kAliceOffer;
+  pbx.replace(pbx.find("c=IN IP4 192.0.2.10"), 19, "c=IN IP4 127.0.0.1");
+  ASSERT_TRUE(offer("c3", "ft", pbx).ok());
+  EXPECT_EQ(table.byPort(port("c3", "ft", 1))->spec.source.advertised->toString(),
+            "127.0.0.1:49170");
+  std::string top = kAliceOffer;
+  top.replace(top.find("m=audio 49170"), 13, "m=audio 65535");
+  ASSERT_TRUE(offer("c2", "ft", top).ok());
+  uint16_t p = port("c2", "ft", 1);
+  EXPECT_EQ(table.byPort(p)->spec.source.advertised->toString(), "192.0.2.10:65535");
+  EXPECT_FALSE(table.byPort(p + 1)->spec.source.advertised.has_value());
+}
+
+TEST_F(CallRegistryTest, ParticipantsAndAliasesPerCallAreBounded) {
+  OfferAnswerRequest r;
+  r.call_id = "many";
+  r.from_tag = "ft";
+  r.sdp = kAliceOffer;
+  int ok = 0;
+  for (int i = 0; i < 40; ++i) {
+    r.via_branch = "b" + std::to_string(i);
+    auto res = reg.offerAnswer(r);
+    if (!res.ok()) {
+      EXPECT_EQ(res.error().message, "Too many participants in call");
+      break;
+    }
+    ++ok;
+  }
+  EXPECT_EQ(ok, 15);  // the caller plus 15 forks
+  ASSERT_TRUE(offer("c2", "ft", kAliceOffer).ok());
+  int aliases = 0;
+  for (int i = 0; i < 20; ++i) {
+    if (!answer("c2", "ft", "tag" + std::to_string(i), kBobAnswer).ok()) {
+      break;
+    }
+    ++aliases;
+  }
+  EXPECT_EQ(aliases, 9);  // the first to-tag plus 8 aliases
+  EXPECT_EQ(reg.callCount(), 2u);
 }
 
 }  // namespace
