@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of rtpengine (userspace, --table=-1) and xemsd (userspace) through
+# network namespaces:
+#
+#   [gen ns] xg0 10.201.1.2 ==veth== xra 10.201.1.1 [relay ns]
+#                                    [relay ns] 10.201.2.1 xrb ==veth== xs0 10.201.2.2 [sink ns]
+#
+# The relay runs in the relay namespace with two logical interfaces, "a" facing the generator and
+# "b" facing the sink, selected per call with ng direction=["a","b"]. One xems-perf process opens
+# its generator socket in the gen namespace, its sink socket in the sink namespace and its ng
+# socket in the relay namespace (ng on 127.0.0.1). For each relay it measures:
+#   - ng ops/s (offer+answer+delete cycles) at concurrency 1 and 32, on loopback;
+#   - the highest packet rate with < 0.1 % loss, by bisection over trials of a few seconds;
+#   - relay CPU ns per forwarded packet (utime+stime from /proc).
+# Output: a markdown table on stdout and in OUT/relay_compare.md, and OUT/relay_compare.json.
+#
+# --smoke: low rate (500 pps, 10 streams, 2 s), both relays, asserts zero loss and a working ng
+# cycle; exit 0 pass, 1 fail, 77 skipped (not root, no netns, or no relay available).
+#
+# Usage: relay_compare.sh [--smoke] [--build DIR] [--out DIR] [--relays "rtpengine xemsd"]
+# Environment (all optional): XEMS_PERF, XEMSD, RTPENGINE (binaries), RELAY_THREADS (1),
+#   RELAY_CPU (1), HARNESS_CPU (0), STREAM_PPS (50: calls = rate / 50), MAX_STREAMS (4000),
+#   STREAMS (a fixed number of calls instead), TRIAL_SECONDS (3), SEARCH_MIN (5000),
+#   SEARCH_MAX (2000000), START_PPS (20000), BUDGET (170 s per relay), LOSS_MAX (0.1),
+#   LATENCY_MAX_MS (50: also report the highest rate whose p99 one-way delay stays below),
+#   REPEATS (1: repeat every measurement; the table shows the median and min-max),
+#   NG_CALLS_C1 (2000), NG_CALLS_C32 (10000), LOG_LEVEL (4), XEMSD_EXTRA_ARGS,
+#   RTPENGINE_EXTRA_ARGS.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+smoke=0
+build="$repo/build"
+out=""
+relays="rtpengine xemsd"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --build) build=$2; shift ;;
+    --build=*) build=${1#--build=} ;;
+    --out) out=$2; shift ;;
+    --out=*) out=${1#--out=} ;;
+    --relays) relays=$2; shift ;;
+    --relays=*) relays=${1#--relays=} ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "relay_compare: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$out" ] || out="$build/perf-results"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+skip() { echo "relay_compare: SKIP: $*"; exit 77; }
+log() { echo "relay_compare: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+command -v ip > /dev/null || skip "iproute2 missing"
+xems_perf=${XEMS_PERF:-"$build/tools/xems-perf/xems-perf"}
+[ -x "$xems_perf" ] || { echo "relay_compare: $xems_perf not built" >&2; exit 2; }
+xems_perf=$(cd "$(dirname "$xems_perf")" && pwd)/$(basename "$xems_perf")
+
+rtpengine_bin=${RTPENGINE:-$(command -v rtpengine || true)}
+xemsd_bin=${XEMSD:-}
+if [ -z "$xemsd_bin" ]; then
+  for c in "$build/tools/xemsd" "$build/tools/xemsd/xemsd"; do
+    if [ -f "$c" ] && [ -x "$c" ]; then xemsd_bin=$c; break; fi
+  done
+fi
+
+relay_threads=${RELAY_THREADS:-1}
+log_level=${LOG_LEVEL:-4}
+ng_port=2223
+cpus=$(nproc)
+if [ "$cpus" -ge 2 ]; then
+  relay_cpu=${RELAY_CPU:-1}
+  harness_cpu=${HARNESS_CPU:-0}
+  pin_relay=(taskset -c "$relay_cpu")
+  pin_harness=(taskset -c "$harness_cpu")
+else
+  log "only one CPU: no pinning, relay and harness share it (figures are not comparable)"
+  relay_cpu=""; harness_cpu=""
+  pin_relay=(); pin_harness=()
+fi
+
+# Full mode: calls follow the rate at STREAM_PPS packets/s each (50 = one direction of a G.711
+# 20 ms call), so "max pps" is also "max one-way G.711 streams x 50". STREAMS=K instead fixes K.
+if [ "$smoke" = 1 ]; then
+  streams=${STREAMS:-10}; trial_seconds=${TRIAL_SECONDS:-2}; start_pps=${START_PPS:-500}
+  stream_args=(--streams "$streams")
+elif [ -n "${STREAMS:-}" ]; then
+  streams=$STREAMS; trial_seconds=${TRIAL_SECONDS:-3}; start_pps=${START_PPS:-20000}
+  stream_args=(--streams "$streams")
+else
+  streams="rate/${STREAM_PPS:-50}"; trial_seconds=${TRIAL_SECONDS:-3}; start_pps=${START_PPS:-20000}
+  stream_args=(--stream-pps "${STREAM_PPS:-50}" --max-streams "${MAX_STREAMS:-4000}")
+fi
+search_min=${SEARCH_MIN:-5000}
+search_max=${SEARCH_MAX:-2000000}
+budget=${BUDGET:-170}
+loss_max=${LOSS_MAX:-0.1}
+# Second criterion: 50-pps streams with default socket buffers queue seconds of audio before a
+# single packet is lost, so "no loss" alone lets a saturated relay pass with ~1 s of delay.
+latency_max_ms=${LATENCY_MAX_MS:-50}
+repeats=${REPEATS:-1}
+[ "$smoke" = 1 ] && repeats=1
+ng_calls_c1=${NG_CALLS_C1:-2000}
+ng_calls_c32=${NG_CALLS_C32:-10000}
+
+# Unique names per run, so parallel runs and leftovers of a killed run never collide.
+tag="xp$$$(printf '%04x' $((RANDOM % 65536)))"
+ns_gen="$tag-gen"
+ns_relay="$tag-relay"
+ns_sink="$tag-sink"
+gen_ip=10.201.1.2
+relay_a_ip=10.201.1.1
+relay_b_ip=10.201.2.1
+sink_ip=10.201.2.2
+
+relay_pid=""
+# shellcheck disable=SC2317  # invoked by the trap
+cleanup() {
+  local rc=$?
+  if [ -n "$relay_pid" ] && kill -0 "$relay_pid" 2> /dev/null; then
+    kill -TERM "$relay_pid" 2> /dev/null || true
+    for _ in $(seq 50); do kill -0 "$relay_pid" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$relay_pid" 2> /dev/null || true
+  fi
+  for ns in "$ns_gen" "$ns_relay" "$ns_sink"; do
+    ip netns del "$ns" 2> /dev/null || true
+  done
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+setup_topology() {
+  ip netns add "$ns_gen" || skip "cannot create network namespaces"
+  ip netns add "$ns_relay"
+  ip netns add "$ns_sink"
+  ip -n "$ns_gen" link add xg0 type veth peer name xra netns "$ns_relay"
+  ip -n "$ns_sink" link add xs0 type veth peer name xrb netns "$ns_relay"
+  ip -n "$ns_gen" addr add "$gen_ip/24" dev xg0
+  ip -n "$ns_relay" addr add "$relay_a_ip/24" dev xra
+  ip -n "$ns_relay" addr add "$relay_b_ip/24" dev xrb
+  ip -n "$ns_sink" addr add "$sink_ip/24" dev xs0
+  for ns in "$ns_gen" "$ns_relay" "$ns_sink"; do ip -n "$ns" link set lo up; done
+  ip -n "$ns_gen" link set xg0 up
+  ip -n "$ns_relay" link set xra up
+  ip -n "$ns_relay" link set xrb up
+  ip -n "$ns_sink" link set xs0 up
+}
+
+# start_relay NAME: starts the relay in the relay namespace, pinned, and waits for "pong".
+start_relay() {
+  local name=$1
+  local common=(--interface="a/$relay_a_ip" --interface="b/$relay_b_ip"
+    --listen-ng="127.0.0.1:$ng_port" --port-min=20000 --port-max=59999 --foreground
+    --num-threads="$relay_threads" --log-level="$log_level" --delete-delay=0)
+  local cmd
+  case "$name" in
+    rtpengine)
+      # shellcheck disable=SC2206
+      cmd=("$rtpengine_bin" --table=-1 --log-stderr "${common[@]}" ${RTPENGINE_EXTRA_ARGS:-}) ;;
+    xemsd)
+      local extra=()
+      # Force the userspace path once xemsd knows the option (XDP is measured separately).
+      if timeout 5 "$xemsd_bin" --help 2>&1 | grep -q -- '--offload'; then
+        extra+=(--offload=off)
+      fi
+      # shellcheck disable=SC2206
+      cmd=("$xemsd_bin" "${common[@]}" "${extra[@]}" ${XEMSD_EXTRA_ARGS:-}) ;;
+  esac
+  # ~4 sockets per call: give the relay every descriptor the hard limit allows.
+  ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+  # `ip netns exec` and `taskset` exec in place, so $! is the relay's own PID.
+  ip netns exec "$ns_relay" "${pin_relay[@]}" "${cmd[@]}" > "$out/$name.log" 2>&1 &
+  relay_pid=$!
+  if ! "$xems_perf" ping --netns "$ns_relay" --target "127.0.0.1:$ng_port" --wait-ms 8000 \
+      > /dev/null 2>&1; then
+    log "$name does not answer ping; last log lines:"
+    tail -5 "$out/$name.log" >&2 || true
+    stop_relay
+    return 1
+  fi
+}
+
+stop_relay() {
+  if [ -n "$relay_pid" ]; then
+    kill -TERM "$relay_pid" 2> /dev/null || true
+    for _ in $(seq 50); do kill -0 "$relay_pid" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$relay_pid" 2> /dev/null || true
+    wait "$relay_pid" 2> /dev/null || true
+    relay_pid=""
+  fi
+}
+
+# Cores kept busy by the rest of the host over 2 s, from /proc/stat (nothing of ours runs then).
+host_busy_cores() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' \
+    /proc/stat)
+  sleep 2
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' \
+    /proc/stat)
+  awk -v a="$a" -v b="$b" -v n="$cpus" 'BEGIN {
+    split(a, x, " "); split(b, y, " ");
+    t = y[2] - x[2]; if (t <= 0) { print 0; exit }
+    printf "%.2f\n", n * (y[1] - x[1]) / t }'
+}
+
+relay_args() {
+  echo --ng "127.0.0.1:$ng_port" --ng-netns "$ns_relay" --gen-netns "$ns_gen" \
+    --sink-netns "$ns_sink" --gen-addr "$gen_ip" --sink-addr "$sink_ip" --direction a,b \
+    --relay-pid "$relay_pid" "${stream_args[@]}" --seconds "$trial_seconds" --json
+}
+
+# measure NAME: ng benchmark at concurrency 1 and 32, then the rate search (or the smoke trial).
+# measure NAME REP: files are NAME-rREP-*.json (the smoke run has one repetition).
+measure() {
+  local name=$1 r=$2 rc=0
+  local perf=("${pin_harness[@]}" "$xems_perf")
+  if [ "$smoke" = 1 ]; then
+    "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b --calls 50 \
+      --concurrency 4 --max-seconds 20 --json > "$out/$name-ng-smoke.json" || rc=1
+    # shellcheck disable=SC2046
+    "${perf[@]}" relay $(relay_args) --label "$name" --pps "$start_pps" --warmup 0.5 \
+      --expect-zero-loss > "$out/$name-relay.json" || rc=1
+    return $rc
+  fi
+  log "$name (run $r of $repeats): ng benchmark, concurrency 1"
+  "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b \
+    --calls "$ng_calls_c1" --concurrency 1 --max-seconds 30 --relay-pid "$relay_pid" --json \
+    > "$out/$name-r$r-ng-c1.json" || rc=1
+  log "$name (run $r of $repeats): ng benchmark, concurrency 32"
+  "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b \
+    --calls "$ng_calls_c32" --concurrency 32 --max-seconds 30 --relay-pid "$relay_pid" --json \
+    > "$out/$name-r$r-ng-c32.json" || rc=1
+  log "$name (run $r of $repeats): max packet rate with < $loss_max % loss (budget ${budget}s)"
+  # shellcheck disable=SC2046
+  "${perf[@]}" relay $(relay_args) --label "$name" --pps "$start_pps" \
+    --search "$search_min:$search_max" --loss-max "$loss_max" --budget "$budget" \
+    --latency-max-ms "$latency_max_ms" \
+    --per-stream > "$out/$name-r$r-relay.json" || rc=1
+  return $rc
+}
+
+setup_topology
+log "namespaces $ns_gen / $ns_relay / $ns_sink; relay on CPU ${relay_cpu:-any}," \
+  "harness on CPU ${harness_cpu:-any}; results in $out"
+
+status_args=()
+load_args=()
+failed=0
+ran=0
+for name in $relays; do
+  rm -f "$out/$name"-*.json "$out/$name.log"
+  case "$name" in
+    rtpengine)
+      if [ -z "$rtpengine_bin" ] || [ ! -x "$rtpengine_bin" ]; then
+        log "SKIP rtpengine: binary not found"
+        status_args+=("$name=skipped:rtpengine binary not found"); continue
+      fi ;;
+    xemsd)
+      if [ -z "$xemsd_bin" ]; then
+        log "SKIP xemsd: no binary at $build/tools/xemsd (set XEMSD=path)"
+        status_args+=("$name=skipped:xemsd binary not found"); continue
+      fi ;;
+    *) echo "relay_compare: unknown relay $name" >&2; exit 2 ;;
+  esac
+  if ! start_relay "$name"; then
+    log "SKIP $name: it did not answer ng ping"
+    status_args+=("$name=skipped:did not answer ng ping")
+    continue
+  fi
+  ran=$((ran + 1))
+  busy_before=0
+  [ "$smoke" = 1 ] || busy_before=$(host_busy_cores)
+  if awk -v b="$busy_before" 'BEGIN { exit !(b > 0.2) }'; then
+    log "WARNING: other processes keep $busy_before cores busy before $name starts: rates and" \
+      "latencies will be pessimistic (each trial reports the other processes' CPU use)"
+  fi
+  relay_ok=1
+  for r in $(seq "$repeats"); do
+    measure "$name" "$r" || relay_ok=0
+  done
+  if [ "$relay_ok" = 1 ]; then
+    status_args+=("$name=ok")
+  else
+    status_args+=("$name=failed")
+    failed=1
+  fi
+  if ! kill -0 "$relay_pid" 2> /dev/null; then
+    log "$name exited during the run; see $out/$name.log"
+    failed=1
+  fi
+  stop_relay
+  [ "$smoke" = 1 ] || load_args+=("busy_before_${name}=$busy_before")
+done
+
+mode=full
+[ "$smoke" = 1 ] && mode=smoke
+/usr/bin/python3 "$here/summarize.py" --mode "$mode" --out "$out" \
+  --meta "cpus=$cpus" "relay_cpu=${relay_cpu:-}" "harness_cpu=${harness_cpu:-}" \
+  "relay_threads=$relay_threads" "streams=$streams" "trial_seconds=$trial_seconds" \
+  "loss_max_pct=$loss_max" "latency_max_ms=$latency_max_ms" "repeats=$repeats" \
+  "kernel=$(uname -r)" \
+  "rtpengine_version=$("${rtpengine_bin:-false}" --version 2> /dev/null | head -1 || true)" \
+  "${load_args[@]}" --status "${status_args[@]}" || failed=1
+
+if [ "$ran" = 0 ]; then
+  skip "no relay available to measure"
+fi
+exit $failed

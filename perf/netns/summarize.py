@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Combines the per-relay JSON files of relay_compare.sh into relay_compare.json and a markdown
+table (relay_compare.md, also printed). With several repetitions (NAME-r1-*, NAME-r2-*, ...)
+every figure is the median, shown with its min-max range. Stdlib only."""
+import argparse
+import datetime
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+RELAYS = ("rtpengine", "xemsd")
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def ng_figures(doc):
+    if not doc:
+        return None
+    cmds = doc.get("commands", {})
+    return {
+        "ops_per_sec": doc.get("ops_per_sec"),
+        "completed": doc.get("completed"),
+        "errors": doc.get("errors"),
+        "offer_p50_us": cmds.get("offer", {}).get("p50_us"),
+        "offer_p99_us": cmds.get("offer", {}).get("p99_us"),
+        "answer_p99_us": cmds.get("answer", {}).get("p99_us"),
+        "delete_p99_us": cmds.get("delete", {}).get("p99_us"),
+        "server_cpu_us_per_cycle": doc.get("server_cpu_us_per_cycle"),
+        "server_cpu_util": doc.get("server_cpu_util"),
+    }
+
+
+def relay_figures(doc):
+    if not doc:
+        return None
+    res = doc.get("result") or {}
+    bounded = doc.get("result_latency_bounded") or {}
+    trials = doc.get("trials", [])
+    first = trials[0] if trials else {}
+    others = [t.get("other_cpu_util") for t in trials if t.get("other_cpu_util") is not None]
+    return {
+        "max_pps": res.get("max_pps"),
+        "streams_at_max": res.get("streams"),
+        "latency_p99_us_at_max": res.get("latency_p99_us"),
+        "ns_per_packet": res.get("ns_per_packet"),
+        "relay_cpu_util": res.get("relay_cpu_util"),
+        "generator_limited": res.get("generator_limited"),
+        "max_pps_latency_bounded": bounded.get("max_pps"),
+        "ns_per_packet_latency_bounded": bounded.get("ns_per_packet"),
+        "relay_cpu_util_latency_bounded": bounded.get("relay_cpu_util"),
+        "generator_limited_latency_bounded": bounded.get("generator_limited"),
+        "ref_pps": first.get("offered_pps"),
+        "ns_per_packet_ref": first.get("ns_per_packet"),
+        "trials": len(trials),
+        "stop_reason": res.get("stop_reason"),
+        "reordered_total": sum(t.get("reordered", 0) for t in trials),
+        "duplicates_total": sum(t.get("duplicates", 0) for t in trials),
+        "wrong_source_total": sum(t.get("wrong_source", 0) for t in trials),
+        "other_cpu_max": max(others) if others else None,
+        "other_cpu_mean": sum(others) / len(others) if others else None,
+    }
+
+
+def aggregate(reps):
+    """Per key: median of the numbers, any() of booleans; plus min/max and the raw values."""
+    reps = [r for r in reps if r]
+    if not reps:
+        return None
+    out = {"repetitions": len(reps)}
+    for key in reps[0]:
+        vals = [r.get(key) for r in reps if r.get(key) is not None]
+        if not vals:
+            out[key] = None
+        elif all(isinstance(v, bool) for v in vals):
+            out[key] = any(vals)
+        elif all(isinstance(v, (int, float)) for v in vals):
+            out[key] = statistics.median(vals)
+            if len(vals) > 1:
+                out[key + "_range"] = [min(vals), max(vals)]
+                out[key + "_all"] = vals
+        else:
+            out[key] = vals[0]
+    return out
+
+
+def rep_files(out_dir, name, suffix):
+    files = glob.glob(os.path.join(out_dir, f"{name}-r*-{suffix}.json"))
+    return sorted(files, key=lambda f: int(re.search(r"-r(\d+)-", f).group(1)))
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0 or isinstance(a, bool) or isinstance(b, bool):
+        return None
+    return a / b
+
+
+def get(e, *path):
+    for p in path:
+        if not isinstance(e, dict):
+            return None
+        e = e.get(p)
+    return e
+
+
+def cell(entry, path, spec):
+    v = get(entry, *path)
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    text = spec.format(v)
+    rng = get(entry, *path[:-1], path[-1] + "_range")
+    if rng and rng[0] != rng[1]:
+        text += " ({}–{})".format(spec.format(rng[0]), spec.format(rng[1]))
+    return text
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=("full", "smoke"), default="full")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--meta", nargs="*", default=[])
+    ap.add_argument("--status", nargs="*", default=[])
+    a = ap.parse_args()
+
+    meta = dict(kv.split("=", 1) for kv in a.meta if "=" in kv)
+    status = {}
+    for kv in a.status:
+        name, _, st = kv.partition("=")
+        status[name] = st
+    report = {
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": a.mode,
+        "host": meta,
+        "relays": {},
+    }
+    for name in RELAYS:
+        entry = {"status": status.get(name, "not requested")}
+        if a.mode == "smoke":
+            relay = load(os.path.join(a.out, f"{name}-relay.json"))
+            if relay and relay.get("trials"):
+                t = relay["trials"][0]
+                entry["smoke"] = {k: t.get(k) for k in ("offered_pps", "sent", "received", "lost",
+                                                         "duplicates", "reordered",
+                                                         "wrong_source", "ns_per_packet")}
+            entry["ng"] = ng_figures(load(os.path.join(a.out, f"{name}-ng-smoke.json")))
+        else:
+            entry["ng_c1"] = aggregate(
+                [ng_figures(load(f)) for f in rep_files(a.out, name, "ng-c1")])
+            entry["ng_c32"] = aggregate(
+                [ng_figures(load(f)) for f in rep_files(a.out, name, "ng-c32")])
+            entry["relay"] = aggregate(
+                [relay_figures(load(f)) for f in rep_files(a.out, name, "relay")])
+        report["relays"][name] = entry
+
+    r = report["relays"]["rtpengine"]
+    x = report["relays"]["xemsd"]
+    loss = meta.get("loss_max_pct", "0.1")
+    lines = []
+    if a.mode == "full":
+        # (label, path into a relay entry, format, key in the ratio table or None)
+        rows = [
+            ("ng ops/s, concurrency 1", ("ng_c1", "ops_per_sec"), "{:,.0f}", "ng_ops_c1"),
+            ("ng ops/s, concurrency 32", ("ng_c32", "ops_per_sec"), "{:,.0f}", "ng_ops_c32"),
+            ("ng relay CPU µs per cycle, concurrency 32",
+             ("ng_c32", "server_cpu_us_per_cycle"), "{:,.0f}", "ng_cpu_us_per_cycle"),
+            ("ng offer p50 µs, concurrency 1", ("ng_c1", "offer_p50_us"), "{:,.0f}", None),
+            ("ng offer p99 µs, concurrency 32", ("ng_c32", "offer_p99_us"), "{:,.0f}", None),
+            (f"max pps at < {loss} % loss", ("relay", "max_pps"), "{:,.0f}", "max_pps"),
+            ("  calls (one RTP stream each) at that rate", ("relay", "streams_at_max"), "{:,.0f}",
+             None),
+            ("  p99 one-way latency at that rate, µs", ("relay", "latency_p99_us_at_max"),
+             "{:,.0f}", None),
+            ("  relay CPU ns/packet at that rate", ("relay", "ns_per_packet"), "{:,.0f}",
+             "ns_per_packet"),
+            ("  relay CPU at that rate (cores)", ("relay", "relay_cpu_util"), "{:.2f}", None),
+            ("  generator-limited (then a lower bound)", ("relay", "generator_limited"), "{}",
+             None),
+            (f"max pps at < {loss} % loss and p99 ≤ {meta.get('latency_max_ms', '?')} ms",
+             ("relay", "max_pps_latency_bounded"), "{:,.0f}", "max_pps_latency_bounded"),
+            ("  relay CPU ns/packet at that rate", ("relay", "ns_per_packet_latency_bounded"),
+             "{:,.0f}", "ns_per_packet_latency_bounded"),
+            ("  relay CPU at that rate (cores)", ("relay", "relay_cpu_util_latency_bounded"),
+             "{:.2f}", None),
+            ("  generator-limited (then a lower bound)",
+             ("relay", "generator_limited_latency_bounded"), "{}", None),
+            ("relay CPU ns/packet in the first trial", ("relay", "ns_per_packet_ref"), "{:,.0f}",
+             "ns_per_packet_ref"),
+            ("  first-trial rate, pps", ("relay", "ref_pps"), "{:,.0f}", None),
+        ]
+        ratios = {}
+        lines.append("| metric | rtpengine | xemsd | xemsd / rtpengine |")
+        lines.append("|---|---:|---:|---:|")
+        # A rate the harness could not push past is a lower bound, and so is its ratio.
+        limited = {"max_pps": ("relay", "generator_limited"),
+                   "max_pps_latency_bounded": ("relay", "generator_limited_latency_bounded")}
+        for label, path, spec, key in rows:
+            rt = ratio(get(x, *path), get(r, *path)) if key else None
+            text = ""
+            if key:
+                ratios[key] = rt
+                text = "–" if rt is None else f"{rt:.2f}"
+                if rt is not None and key in limited:
+                    if get(x, *limited[key]) and not get(r, *limited[key]):
+                        text = "≥ " + text
+                    elif get(r, *limited[key]) and not get(x, *limited[key]):
+                        text = "≤ " + text
+                    elif get(r, *limited[key]):
+                        text = "? " + text
+            lines.append(f"| {label} | {cell(r, path, spec)} | {cell(x, path, spec)} | {text} |")
+
+        def errors(e):
+            if not get(e, "ng_c1") and not get(e, "ng_c32"):
+                return "–"
+            return "{:.0f}".format((get(e, "ng_c1", "errors") or 0) +
+                                   (get(e, "ng_c32", "errors") or 0))
+
+        def anomalies(e):
+            rel = get(e, "relay")
+            if not rel:
+                return "–"
+            return "{:.0f} / {:.0f} / {:.0f}".format(rel["reordered_total"],
+                                                     rel["duplicates_total"],
+                                                     rel["wrong_source_total"])
+        lines.append(f"| ng errors + timeouts (c1 + c32) | {errors(r)} | {errors(x)} | |")
+        lines.append(f"| reordered / duplicated / wrong-source packets, all trials | "
+                     f"{anomalies(r)} | {anomalies(x)} | |")
+        report["ratios_xems_over_rtpengine"] = ratios
+    else:
+        lines.append("| smoke | rtpengine | xemsd |")
+        lines.append("|---|---|---|")
+        for label, key in (("sent", "sent"), ("received", "received"), ("lost", "lost"),
+                           ("reordered", "reordered"), ("wrong source", "wrong_source")):
+            lines.append(f"| {label} | {cell(r, ('smoke', key), '{:,.0f}')} | "
+                         f"{cell(x, ('smoke', key), '{:,.0f}')} |")
+        lines.append(f"| ng cycles ok | {cell(r, ('ng', 'completed'), '{:,.0f}')} | "
+                     f"{cell(x, ('ng', 'completed'), '{:,.0f}')} |")
+    lines.append("")
+    for name in RELAYS:
+        lines.append(f"- {name}: {report['relays'][name]['status']}")
+    h = meta
+    reps = int(h.get("repeats", "1") or 1)
+    if a.mode == "full" and reps > 1:
+        lines.append(f"- every figure is the median of {reps} runs, with min–max in brackets")
+    lines.append(f"- host: {h.get('cpus', '?')} CPUs, kernel {h.get('kernel', '?')}; relay pinned "
+                 f"to CPU {h.get('relay_cpu') or 'any'} with {h.get('relay_threads', '?')} worker "
+                 f"thread(s); generator + sink + ng client on CPU {h.get('harness_cpu') or 'any'}")
+    streams = h.get("streams", "?")
+    if streams.startswith("rate/"):
+        streams = (f"calls per trial = rate / {streams[5:]} (one {streams[5:]} pps RTP stream "
+                   f"per call, gen -> relay -> sink), fresh calls every trial")
+    else:
+        streams = f"{streams} calls per trial (one RTP stream each), fresh calls every trial"
+    lines.append(f"- {streams}; {h.get('trial_seconds', '?')} s per trial; 172-byte RTP packets "
+                 f"(PCMU, 160-byte payload)")
+    for name in RELAYS:
+        if h.get(f"busy_before_{name}"):
+            lines.append(f"- other processes' CPU just before {name} started: "
+                         f"{h[f'busy_before_{name}']} cores")
+        rel = get(report["relays"][name], "relay")
+        if rel and rel.get("other_cpu_max") is not None:
+            busy = rel["other_cpu_max"] > 0.1
+            lines.append(f"- other processes during the {name} trials: mean "
+                         f"{rel['other_cpu_mean']:.2f}, max {rel['other_cpu_max']:.2f} cores"
+                         + (" (the host was not idle: rates and latencies are pessimistic; CPU "
+                            "per packet/cycle is less affected)" if busy else ""))
+    if h.get("rtpengine_version"):
+        lines.append(f"- rtpengine: {h['rtpengine_version']}")
+    md = "\n".join(lines) + "\n"
+
+    with open(os.path.join(a.out, "relay_compare.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(a.out, "relay_compare.md"), "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

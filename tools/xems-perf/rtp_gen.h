@@ -1,0 +1,75 @@
+// Paced RTP generator: K streams at a target total packet rate, sendmmsg bursts on a fixed tick,
+// one sending thread per socket. It reports what it really offered, not what was asked for.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "common/unique_fd.h"
+
+namespace xems::perf {
+
+struct GenRunConfig {
+  double pps = 1000;         // total over all streams
+  double seconds = 3;
+  uint32_t run_id = 1;
+  int64_t tick_ns = 1'000'000;  // pacing tick
+  int batch = 64;               // packets per sendmmsg
+  int burst_ticks = 4;  // catch-up cap: at most this many ticks' worth of packets per tick
+  std::vector<int> cpus;  // optional: pin sender thread i to cpus[i % size]
+};
+
+struct GenResult {
+  uint64_t sent = 0;
+  uint64_t wanted = 0;       // packets the schedule asked for
+  uint64_t would_block = 0;  // sendmmsg stopped by EAGAIN/ENOBUFS (retried next tick)
+  uint64_t send_errors = 0;  // other errno; first one in `error`
+  uint64_t late_ticks = 0;   // ticks where the thread woke after the next tick was due
+  double seconds = 0;        // scheduled duration
+  double offered_pps = 0;    // sent / seconds
+  std::string error;
+};
+
+class Generator {
+ public:
+  // Stream i is sent from sockets[i % sockets.size()] to dests[i]; SSRCs derive from `seed`.
+  Generator(std::vector<UniqueFd> sockets, std::vector<SockAddr> dests, uint32_t seed);
+
+  size_t streams() const { return streams_.size(); }
+  // New destinations (same count), e.g. for a fresh set of calls; SSRC and RTP sequence of each
+  // stream restart as for a new call.
+  void setDestinations(const std::vector<SockAddr>& dests, uint32_t seed);
+  // Runs one trial; blocks until every sender thread is done (bounded by cfg.seconds).
+  GenResult run(const GenRunConfig& cfg);
+  // Packets each stream sent in the last run (index = stream).
+  std::vector<uint64_t> sentPerStream() const;
+
+ private:
+  struct Stream {
+    SockAddr dest;
+    uint32_t ssrc = 0;
+    uint16_t rtp_seq = 0;  // continues across runs, like a real call
+    uint32_t rtp_ts = 0;
+    uint32_t run_seq = 0;  // restarts at 0 every run
+  };
+  struct ThreadResult {
+    uint64_t sent = 0;
+    uint64_t wanted = 0;
+    uint64_t would_block = 0;
+    uint64_t send_errors = 0;
+    uint64_t late_ticks = 0;
+    std::string error;
+  };
+
+  void senderLoop(size_t thread, const GenRunConfig& cfg, int64_t start_ns,
+                  ThreadResult& out) noexcept;
+  void senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t start_ns,
+                      ThreadResult& out);
+
+  std::vector<UniqueFd> sockets_;
+  std::vector<Stream> streams_;
+};
+
+}  // namespace xems::perf

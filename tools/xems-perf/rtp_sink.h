@@ -1,0 +1,83 @@
+// RTP sink: recvmmsg on one socket, exact per-stream accounting with a sequence bitmap.
+//
+// Per stream it counts unique packets received, duplicates (bit already set), reordered packets
+// (older than the highest sequence already seen) and packets from an unexpected source address.
+// Datagrams that are not our probes, carry an unknown stream index or a sequence beyond the
+// prepared range are "foreign"; probes of an earlier trial are "stale". Loss is computed by the
+// caller from the generator's per-stream sent counts (exact), or from the highest sequence seen
+// when the generator is another process (tail loss then invisible).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "common/unique_fd.h"
+
+namespace xems::perf {
+
+struct SinkStreamStats {
+  uint64_t received = 0;  // unique
+  uint64_t duplicates = 0;
+  uint64_t reordered = 0;
+  uint64_t wrong_source = 0;
+  uint32_t highest = 0;
+  bool any = false;
+};
+
+struct SinkTotals {
+  uint64_t datagrams = 0;
+  uint64_t received = 0;
+  uint64_t duplicates = 0;
+  uint64_t reordered = 0;
+  uint64_t wrong_source = 0;
+  uint64_t foreign = 0;
+  uint64_t stale = 0;
+  uint64_t socket_drops = 0;  // SO_RXQ_OVFL: dropped by the sink's own socket buffer
+  double latency_p50_us = 0;
+  double latency_p99_us = 0;
+  double latency_max_us = 0;
+  std::string error;
+};
+
+class Sink {
+ public:
+  explicit Sink(UniqueFd socket);
+
+  // Resets counters for a new trial. `run_id` 0 accepts the first run id seen. Sequences must be
+  // below `max_seq`. `expected_sources` (optional, index = stream) enables the source check.
+  void prepare(uint32_t run_id, size_t streams, uint32_t max_seq,
+               std::vector<SockAddr> expected_sources = {});
+  // Receives until `stop` is set (checked at least every 20 ms). Never throws.
+  void run(const std::atomic<bool>& stop) noexcept;
+  // CLOCK_MONOTONIC ns of the last datagram, for "quiet" detection by another thread.
+  int64_t lastRxNs() const { return last_rx_ns_.load(std::memory_order_relaxed); }
+
+  SinkTotals totals() const;
+  const std::vector<SinkStreamStats>& streams() const { return streams_; }
+
+ private:
+  void runImpl(const std::atomic<bool>& stop);
+  void account(const uint8_t* data, size_t len, const SockAddr& from, int64_t now);
+
+  static constexpr size_t kLatencyBuckets = 1024 + 32 * 16;
+  static size_t latencyBucket(uint64_t us);
+  static double bucketLowerUs(size_t bucket);
+
+  UniqueFd socket_;
+  uint32_t run_id_ = 0;
+  uint32_t max_seq_ = 0;
+  std::vector<SinkStreamStats> streams_;
+  std::vector<std::vector<uint64_t>> bitmaps_;
+  std::vector<SockAddr> expected_sources_;
+  std::vector<uint64_t> latency_hist_;
+  SinkTotals totals_;
+  uint32_t overflow_seen_ = 0;
+  uint32_t overflow_base_ = 0;
+  bool overflow_base_set_ = false;
+  std::atomic<int64_t> last_rx_ns_{0};
+};
+
+}  // namespace xems::perf
