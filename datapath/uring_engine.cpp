@@ -589,7 +589,8 @@ class UringEngine::Worker {
     // Only something that looks like RTP or RTCP may latch a stream: a probe of random bytes
     // from a port scanner must not become the peer. Such packets from a source that is not
     // latched are dropped (counted as malformed); from the latched peer they are forwarded.
-    const rtp::PacketKind kind = rtp::classify(rtp::Bytes(payload, len));
+    const rtp::Bytes pkt(payload, len);
+    const rtp::PacketKind kind = rtp::classify(pkt);
     if (kind == rtp::PacketKind::kOther && !(f.latch.latched() == src)) {
       bump(c.malformed);
       buffers_.recycle(bid);
@@ -608,7 +609,6 @@ class UringEngine::Worker {
     bump(c.bytes, len);
     c.last_packet_ns.store(now_ns_, std::memory_order_relaxed);
 
-    const rtp::Bytes pkt(payload, len);
     FlowId sink_id = f.rtp_sink;
     uint64_t* sink_ref = &f.rtp_sink_ref;
     if (f.rtcp) {

@@ -9,13 +9,8 @@
 #include "ctrl/ng/ng_server.h"
 
 namespace xems::ng {
-namespace {
 
-using session::OfferAnswerFlags;
-
-// rtpengine accepts "call-id", "call id" and often "call_id", case-insensitively for most keys:
-// normalise to lower case with '-'.
-std::string norm(std::string_view s) {
+std::string normalizeKey(std::string_view s) {
   std::string out(s);
   for (auto& c : out) {
     if (c == ' ' || c == '_') {
@@ -26,6 +21,10 @@ std::string norm(std::string_view s) {
   }
   return out;
 }
+
+namespace {
+
+using session::OfferAnswerFlags;
 
 bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
@@ -45,7 +44,7 @@ std::vector<std::string_view> strings(const Value& v) {
 }
 
 void applyReplace(OfferAnswerFlags& f, std::string_view item) {
-  std::string n = norm(item);
+  std::string n = normalizeKey(item);
   if (n == "origin") {
     f.replace_origin = true;
   } else if (n == "origin-full") {
@@ -65,7 +64,7 @@ void applyReplace(OfferAnswerFlags& f, std::string_view item) {
 }
 
 void applyRtcpMux(OfferAnswerFlags& f, std::string_view item) {
-  std::string n = norm(item);
+  std::string n = normalizeKey(item);
   if (n == "offer") {
     f.rtcp_mux.offer = true;
   } else if (n == "require") {
@@ -80,7 +79,7 @@ void applyRtcpMux(OfferAnswerFlags& f, std::string_view item) {
 }
 
 void applyIce(OfferAnswerFlags& f, std::string_view v) {
-  std::string n = norm(v);
+  std::string n = normalizeKey(v);
   if (n == "remove") {
     f.ice = session::IceMode::kRemove;
   } else if (n == "force" || n == "force-relay" || n == "optional") {
@@ -96,7 +95,7 @@ void addCodecs(std::vector<std::string>& list, const Value& v) {
 
 // One entry of `flags`, also the bare words of rtpp-flags.
 void applyFlag(OfferAnswerFlags& f, std::string_view raw) {
-  std::string n = norm(raw);
+  std::string n = normalizeKey(raw);
   if (n == "trust-address") {
     f.sip_source_address = false;
   } else if (n == "sip-source-address") {
@@ -188,14 +187,14 @@ Status applyKey(OfferAnswerFlags& f, const std::string& key, const Value& v,
     }
     f.address_family = *fam;
   } else if (key == "endpoint-learning") {
-    f.endpoint_learning = endpointLearningFromString(norm(v.asString()));
+    f.endpoint_learning = endpointLearningFromString(normalizeKey(v.asString()));
   } else if (key == "label" || key == "from-label") {
     f.label = std::string(v.asString());
   } else if (startsWith(key, "codec-") && v.isString()) {
     applyFlag(f, std::string(key) + "-" + std::string(v.asString()));  // codec-strip=PCMU
   } else if (key == "codec" && v.isDict()) {
     for (const auto& [k, cv] : v.dict()) {
-      std::string ck = norm(k);
+      std::string ck = normalizeKey(k);
       if (ck == "strip") {
         addCodecs(f.codec.strip, cv);
       } else if (ck == "offer") {
@@ -321,7 +320,7 @@ Result<session::OfferAnswerRequest> decodeOfferAnswer(const Value& msg, session:
   req.op = op;
   Document scratch;  // for rtpp-flags tokens
   for (const auto& [k, v] : msg.dict()) {
-    std::string key = norm(k);
+    std::string key = normalizeKey(k);
     if (key == "call-id") {
       req.call_id = std::string(v.asString());
     } else if (key == "from-tag") {
@@ -338,7 +337,7 @@ Result<session::OfferAnswerRequest> decodeOfferAnswer(const Value& msg, session:
         return std::move(parsed).error();
       }
       for (const auto& [rk, rv] : parsed->dict()) {
-        std::string rkey = norm(rk);
+        std::string rkey = normalizeKey(rk);
         if (rkey == "received-from" && rv.isString()) {
           if (auto ip = IpAddr::parse(rv.asString())) {
             req.flags.received_from = *ip;

@@ -34,15 +34,6 @@ using Handler = Status (*)(Ctx&);
 
 Error fail(std::string_view reason) { return XEMS_INVALID(std::string(reason)); }
 
-// Normalised key spelling, as in ng_commands.cpp: "Call-ID", "call id", "call_id" -> "call-id".
-std::string normKey(std::string_view s) {
-  std::string out(s);
-  for (auto& ch : out) {
-    ch = ch == ' ' || ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  }
-  return out;
-}
-
 // The value of a key under any of rtpengine's spellings, also inside rtpp-flags (`parsed`).
 const Value* key(const Value& req, const Value* parsed, std::string_view name) {
   for (const Value* d : {&req, parsed}) {
@@ -50,7 +41,7 @@ const Value* key(const Value& req, const Value* parsed, std::string_view name) {
       continue;
     }
     for (const auto& [k, v] : d->dict()) {
-      if (normKey(k) == name) {
+      if (normalizeKey(k) == name) {
         return &v;
       }
     }
@@ -74,7 +65,7 @@ bool hasFlag(const Value& req, const Value* parsed, std::string_view flag) {
       continue;
     }
     for (const auto& e : f->list()) {
-      if (e.isString() && normKey(e.asString()) == flag) {
+      if (e.isString() && normalizeKey(e.asString()) == flag) {
         return true;
       }
     }

@@ -84,6 +84,10 @@ class NgServer {
 
 std::string_view commandName(Command c);
 
+// rtpengine accepts "call-id", "call id", "Call_ID"...: keys and flags are compared after
+// lower-casing and turning spaces and underscores into '-'.
+std::string normalizeKey(std::string_view s);
+
 // Parses Kamailio's `rtpp-flags` string into a dict (bare words under "flags").
 Result<Value> parseRtppFlags(std::string_view text, Document& doc);
 // Decodes the options of an offer/answer request (exposed for tests).

@@ -189,9 +189,8 @@ const InterfaceSpec* CallRegistry::pickInterface(const std::string& name, Family
   return any_family;
 }
 
-Status CallRegistry::ensureMedia(Call& call, Participant& p, size_t count,
-                                 const std::string& iface_name, Family family) {
-  (void)call;
+Status CallRegistry::ensureMedia(Participant& p, size_t count, const std::string& iface_name,
+                                 Family family) {
   while (p.medias.size() < count) {
     Media m;
     m.index = static_cast<int>(p.medias.size()) + 1;
@@ -259,7 +258,7 @@ Result<OfferAnswerReply> CallRegistry::offerAnswer(const OfferAnswerRequest& req
     created = true;
     ++totals_.managed_sessions;
   }
-  auto r = doOfferAnswer(*it->second, req, created);
+  auto r = doOfferAnswer(*it->second, req);
   if (!r && created) {
     // Never a call: tear down without touching end-of-call statistics.
     for (auto& p : it->second->participants) {
@@ -271,9 +270,7 @@ Result<OfferAnswerReply> CallRegistry::offerAnswer(const OfferAnswerRequest& req
   return r;
 }
 
-Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnswerRequest& req,
-                                                      bool created) {
-  (void)created;
+Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnswerRequest& req) {
   auto parsed = sdp::parse(req.sdp);
   if (!parsed) {
     ++totals_.sdp_parse_errors;
@@ -292,9 +289,7 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
     return sessionError("Invalid dialogue association");
   }
   std::vector<Participant*> created_now;  // removed again if this request fails
-  Participant* const old_peer = call.findTag(req.from_tag) != nullptr
-                                    ? call.findTag(req.from_tag)->peer
-                                    : nullptr;
+  Participant* const old_peer = offerer != nullptr ? offerer->peer : nullptr;
   auto newParticipant = [&](std::string tag, std::string branch) -> Participant* {
     if (call.participants.size() >= kMaxParticipantsPerCall) {
       return nullptr;
@@ -390,7 +385,7 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
 
   size_t n = in.media.size();
   for (auto* p : {&sender, &receiver}) {
-    auto st = ensureMedia(call, *p, n, p->iface_name, p == &sender ? sender_family
+    auto st = ensureMedia(*p, n, p->iface_name, p == &sender ? sender_family
                                                                    : receiver_family);
     if (!st) {
       return fail(st.error().message);
@@ -440,10 +435,7 @@ Result<OfferAnswerReply> CallRegistry::doOfferAnswer(Call& call, const OfferAnsw
       mux_out[i] = r.rtcp_mux;
       mux_confirmed[i] = true;
       // The offerer's RTCP goes back to its own RTCP endpoint if mux was not agreed (RFC 5761).
-      auto r_rtcp = r.rtcp_mux ? r.rtp.advertised : r.rtcp_sdp;
-      if (!(r.rtcp.advertised == r_rtcp)) {
-        r.rtcp.advertised = r_rtcp;
-      }
+      r.rtcp.advertised = r.rtcp_mux ? r.rtp.advertised : r.rtcp_sdp;
     }
 
     auto ep = endpointsOf(in, sm, flags, cfg_, ports_);

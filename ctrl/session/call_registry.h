@@ -55,9 +55,8 @@ class CallRegistry {
  private:
   enum class EndReason { kRegular, kForced, kTimeout, kSilentTimeout, kFinalTimeout, kOfferTimeout };
 
-  Result<OfferAnswerReply> doOfferAnswer(Call& call, const OfferAnswerRequest& req, bool created);
-  Status ensureMedia(Call& call, Participant& p, size_t count, const std::string& iface_name,
-                     Family family);
+  Result<OfferAnswerReply> doOfferAnswer(Call& call, const OfferAnswerRequest& req);
+  Status ensureMedia(Participant& p, size_t count, const std::string& iface_name, Family family);
   const InterfaceSpec* pickInterface(const std::string& name, Family family) const;
   void programFlows(Call& call, Participant& a, Participant& b, std::vector<bool> relearn_a,
                     std::vector<bool> relearn_b);

@@ -50,12 +50,14 @@ class CallRegistryTest : public ::testing::Test {
   CallRegistryTest() : time(std::make_shared<ManualTime>()), reg(testConfig(), table, time) {}
 
   Result<OfferAnswerReply> offer(std::string call, std::string from, std::string sdp,
-                                 OfferAnswerFlags flags = {}, std::string to = "") {
+                                 OfferAnswerFlags flags = {}, std::string to = "",
+                                 std::string via_branch = "") {
     OfferAnswerRequest r;
     r.op = Op::kOffer;
     r.call_id = std::move(call);
     r.from_tag = std::move(from);
     r.to_tag = std::move(to);
+    r.via_branch = std::move(via_branch);
     r.sdp = std::move(sdp);
     r.flags = std::move(flags);
     return reg.offerAnswer(r);
@@ -528,14 +530,8 @@ namespace xems::session {
 namespace {
 
 TEST_F(CallRegistryTest, ForksGetTheirOwnPortsAndTheAnswerPicksOne) {
-  OfferAnswerRequest r;
-  r.call_id = "fork";
-  r.from_tag = "ft";
-  r.sdp = kAliceOffer;
-  r.via_branch = "z9hG4bK-1";
-  auto o1 = reg.offerAnswer(r);
-  r.via_branch = "z9hG4bK-2";
-  auto o2 = reg.offerAnswer(r);
+  auto o1 = offer("fork", "ft", kAliceOffer, {}, "", "z9hG4bK-1");
+  auto o2 = offer("fork", "ft", kAliceOffer, {}, "", "z9hG4bK-2");
   ASSERT_TRUE(o1.ok() && o2.ok());
   auto q = reg.query("fork");
   ASSERT_EQ(q->participants.size(), 3u);  // the caller and two untagged forks
@@ -621,16 +617,12 @@ namespace {
 // Review finding: deleting a participant that two forks point at must leave no dangling
 // pointer (ASan catches the use-after-free in tick()/query() otherwise).
 TEST_F(CallRegistryTest, DeletingAParticipantSharedByForksLeavesNoDanglingPeer) {
-  OfferAnswerRequest r;
-  r.call_id = "fk";
-  r.from_tag = "ft";
-  r.sdp = kAliceOffer;
-  r.via_branch = "b1";
-  ASSERT_TRUE(reg.offerAnswer(r).ok());
-  r.via_branch = "b2";
-  ASSERT_TRUE(reg.offerAnswer(r).ok());
-  OfferAnswerRequest a = r;
+  ASSERT_TRUE(offer("fk", "ft", kAliceOffer, {}, "", "b1").ok());
+  ASSERT_TRUE(offer("fk", "ft", kAliceOffer, {}, "", "b2").ok());
+  OfferAnswerRequest a;
   a.op = Op::kAnswer;
+  a.call_id = "fk";
+  a.from_tag = "ft";
   a.to_tag = "t1";
   a.via_branch = "b1";
   a.sdp = kBobAnswer;
@@ -649,23 +641,14 @@ TEST_F(CallRegistryTest, DeletingAParticipantSharedByForksLeavesNoDanglingPeer) 
   for (const auto& p : q->participants) {
     EXPECT_NE(p.tag, "ft");
   }
-  r.from_tag = "t1";  // a new offer from a survivor works
-  r.to_tag = "";
-  r.via_branch = "b3";
-  EXPECT_TRUE(reg.offerAnswer(r).ok());
+  EXPECT_TRUE(offer("fk", "t1", kAliceOffer, {}, "", "b3").ok());  // a survivor offers again
 }
 
 // Review finding: when the fork the caller was wired to goes, the caller's flows follow the
 // remaining fork instead of sending into a removed flow.
 TEST_F(CallRegistryTest, DeletingTheCurrentForkRewiresTheCaller) {
-  OfferAnswerRequest r;
-  r.call_id = "fk";
-  r.from_tag = "ft";
-  r.sdp = kAliceOffer;
-  r.via_branch = "b1";
-  ASSERT_TRUE(reg.offerAnswer(r).ok());
-  r.via_branch = "b2";
-  ASSERT_TRUE(reg.offerAnswer(r).ok());
+  ASSERT_TRUE(offer("fk", "ft", kAliceOffer, {}, "", "b1").ok());
+  ASSERT_TRUE(offer("fk", "ft", kAliceOffer, {}, "", "b2").ok());
   auto q = reg.query("fk");
   uint16_t p1 = q->participants[1].medias[0].streams[0].local.port();
   uint16_t alice = q->participants[0].medias[0].streams[0].local.port();
