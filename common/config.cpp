@@ -122,6 +122,49 @@ constexpr OptionDef kOptions[] = {
      XEMS_BOOL_OPT(strict_source)},
     {"max-sessions", 0, OptionKind::kValue, "INT", "Limit on parallel calls (0 = none)", true,
      XEMS_UINT_OPT(max_sessions, 100000000)},
+    {"offload", 0, OptionKind::kValue, "auto|on|off",
+     "Forward plain RTP in XDP: auto falls back to userspace with a warning, on fails without it",
+     false,
+     [](Config& c, std::string_view v) -> Status {
+       auto o = offloadFromString(v);
+       if (!o) {
+         return XEMS_INVALID(fmt::format("option 'offload': bad value '{}' (auto, on, off)", v));
+       }
+       c.offload = *o;
+       return okStatus();
+     }},
+    {"xdp-interface", 0, OptionKind::kList, "IFNAME",
+     "Kernel device to run the XDP program on (repeatable; default: the devices owning the "
+     "--interface addresses)",
+     false,
+     [](Config& c, std::string_view v) -> Status {
+       if (v.empty() || v.size() >= 16 || v.find('/') != std::string_view::npos) {
+         return XEMS_INVALID(fmt::format("option 'xdp-interface': bad device name '{}'", v));
+       }
+       c.xdp_interfaces.emplace_back(v);
+       return okStatus();
+     }},
+    {"xdp-allow-generic", 0, OptionKind::kValue, "BOOL",
+     "Use generic (skb) XDP where the driver has no native XDP (default true)", false,
+     XEMS_BOOL_OPT(xdp_allow_generic)},
+    {"bpf-pin-root", 0, OptionKind::kValue, "DIR",
+     "bpffs directory for this instance's pinned maps and links", false,
+     [](Config& c, std::string_view v) -> Status {
+       if (v.empty() || v.front() != '/') {
+         return XEMS_INVALID(fmt::format("option 'bpf-pin-root': need an absolute path, got '{}'", v));
+       }
+       c.bpf_pin_root = v;
+       return okStatus();
+     }},
+    {"state-dir", 0, OptionKind::kValue, "DIR",
+     "Keep the call journal here so calls survive a restart (default: not kept)", false,
+     [](Config& c, std::string_view v) -> Status {
+       if (!v.empty() && v.front() != '/') {
+         return XEMS_INVALID(fmt::format("option 'state-dir': need an absolute path, got '{}'", v));
+       }
+       c.state_dir = v;
+       return okStatus();
+     }},
     {"foreground", 'f', OptionKind::kFlag, "", "Do not daemonize", false, XEMS_BOOL_OPT(foreground)},
     {"pidfile", 'p', OptionKind::kValue, "FILE", "Write the PID to FILE", false,
      [](Config& c, std::string_view v) -> Status {
@@ -286,6 +329,31 @@ Status applyIni(Config& cfg, std::string_view text, std::string_view section,
   return okStatus();
 }
 
+std::optional<Offload> offloadFromString(std::string_view s) {
+  if (s == "auto") {
+    return Offload::kAuto;
+  }
+  if (s == "on" || s == "yes" || s == "true") {
+    return Offload::kOn;
+  }
+  if (s == "off" || s == "no" || s == "false") {
+    return Offload::kOff;
+  }
+  return std::nullopt;
+}
+
+std::string_view toString(Offload o) {
+  switch (o) {
+    case Offload::kAuto:
+      return "auto";
+    case Offload::kOn:
+      return "on";
+    case Offload::kOff:
+      return "off";
+  }
+  return "?";
+}
+
 Status validate(Config& cfg) {
   if (cfg.interfaces.empty()) {
     return XEMS_INVALID("no --interface given");
@@ -386,7 +454,12 @@ Result<ParsedArgs> parseArgs(int argc, const char* const* argv) {
   // Command-line lists replace the file's lists.
   bool cleared_if = false;
   bool cleared_ng = false;
+  bool cleared_xdp = false;
   for (const auto& p : pending) {
+    if (p.opt->name == "xdp-interface" && !cleared_xdp) {
+      cfg.xdp_interfaces.clear();
+      cleared_xdp = true;
+    }
     if (p.opt->name == "interface" && !cleared_if) {
       cfg.interfaces.clear();
       cleared_if = true;

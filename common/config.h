@@ -28,6 +28,11 @@ struct InterfaceSpec {
   static Result<InterfaceSpec> parse(std::string_view text);
 };
 
+// --offload: whether plain streams are forwarded by XDP (datapath/bpf).
+enum class Offload : uint8_t { kAuto, kOn, kOff };
+std::optional<Offload> offloadFromString(std::string_view s);
+std::string_view toString(Offload o);
+
 struct Config {
   std::vector<InterfaceSpec> interfaces;
   std::vector<SockAddr> listen_ng;
@@ -42,6 +47,17 @@ struct Config {
   EndpointLearning endpoint_learning = EndpointLearning::kDelayed;
   bool strict_source = true;      // once latched, drop packets from other sources
   uint32_t max_sessions = 0;      // 0 = unlimited ("Parallel session limit reached")
+  // Kernel fast path. auto: XDP when it can be used, else userspace with one warning; on: fail
+  // to start without it; off: never load BPF.
+  Offload offload = Offload::kAuto;
+  // Kernel devices to attach the XDP program to; empty: the devices owning the --interface
+  // addresses (loopback excluded).
+  std::vector<std::string> xdp_interfaces;
+  bool xdp_allow_generic = true;  // fall back to generic (skb) mode where native fails
+  // bpffs directory of this instance's pinned maps and links (one instance per directory).
+  std::string bpf_pin_root = "/sys/fs/bpf/xems/default";
+  // Where the call journal lives (calls survive a crash or restart); "" = not kept.
+  std::string state_dir;
   bool foreground = false;
   std::string pidfile;
   std::string log_level = "info";

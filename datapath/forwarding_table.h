@@ -17,6 +17,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/config.h"
 #include "common/net.h"
@@ -58,6 +61,15 @@ struct FlowCounters {
   std::atomic<uint64_t> malformed{0};      // not RTP/RTCP where RTP was expected (still forwarded)
   std::atomic<int64_t> last_packet_ns{0};  // Clock (steady) time of last accepted packet, 0 = never
 
+  // Packets a kernel fast path (XDP) handled without the worker ever seeing them. Written only by
+  // the control thread (the offloading table refreshes them from the BPF per-flow statistics);
+  // they add to the worker's counters above without overlap.
+  std::atomic<uint64_t> kernel_packets{0};       // forwarded in the kernel
+  std::atomic<uint64_t> kernel_bytes{0};         // UDP payload bytes of those
+  std::atomic<uint64_t> kernel_dropped_source{0};// dropped in the kernel: foreign source, strict
+  std::atomic<int64_t> kernel_last_ns{0};        // Clock time of the newest, 0 = never
+  std::atomic<bool> kernelized{false};           // the flow is programmed into the kernel now
+
   mutable std::mutex mu;                   // guards the members below
   std::optional<SockAddr> learned;         // latched peer endpoint (source of accepted packets)
   std::array<SsrcStats, kMaxSsrcPerFlow> ssrc{};
@@ -75,6 +87,10 @@ struct SourcePolicy {
   // For kDelayed/kHeuristic: sources may re-latch until this time (rtpengine: 3 s after the last
   // signalling event), then the endpoint is locked.
   Clock::time_point learn_until{};
+  // Start latched and locked to this endpoint, whatever `learning` says: a source confirmed
+  // outside the worker (packets the kernel forwarded from it; a latch restored after a restart).
+  // Applied on every add/update that carries it.
+  std::optional<SockAddr> latched;
 };
 
 struct FlowSpec {
@@ -92,8 +108,19 @@ struct FlowSpec {
   FlowId rtcp_sink = 0;
   bool mux = false;          // RTP socket carrying RTCP too: classify each packet (RFC 5761)
   bool send_enabled = true;  // false: accept and count but do not forward (inactive/hold)
+  // Plain pass-through media (no re-keying, transcoding, recording, playback, DTMF work): a table
+  // with a kernel fast path may forward it there. The session layer clears it for payload work.
+  bool offload = true;
   SourcePolicy source;
   std::shared_ptr<FlowCounters> counters;
+};
+
+// How packets are moved, for `statistics` and xemsctl: which path is in use and its counters.
+struct DatapathInfo {
+  std::string mode = "userspace";  // "xdp" when a kernel fast path forwards plain streams
+  std::string detail;              // interfaces and attach modes, or why there is no offload
+  uint64_t offload_fallback = 0;   // 1 when offload=auto fell back to userspace
+  std::vector<std::pair<std::string, uint64_t>> counters;  // e.g. XDP packets per pass-up reason
 };
 
 class ForwardingTable {
@@ -111,6 +138,10 @@ class ForwardingTable {
   // Blocks until every command issued so far has been applied by the workers (tests, shutdown).
   virtual void sync() = 0;
   virtual uint32_t workerCount() const = 0;
+  // Refreshes what the table keeps outside the workers (kernel counters, kernel-side latching)
+  // into the FlowCounters; the session layer calls it before reading counters for timeouts
+  // (about once a second). Implied by sync().
+  virtual void poll() {}
 };
 
 }  // namespace xems::datapath

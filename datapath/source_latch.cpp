@@ -19,6 +19,11 @@ void SourceLatch::configure(const SourcePolicy& policy, bool relearn) {
     rank_ = kRankOther;
   }
   configured_ = true;
+  if (policy.latched) {
+    latched_ = Endpoint::fromSockAddr(*policy.latched);
+    locked_ = true;
+    rank_ = kRankExact;
+  }
 }
 
 SourceLatch::Verdict SourceLatch::latch(const Endpoint& src, uint8_t rank, bool lock) {

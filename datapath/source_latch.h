@@ -22,7 +22,7 @@ class SourceLatch {
 
   /// Applies a (new) policy. With `relearn`, or on the first call, forgets the latched endpoint
   /// and unlocks, so learning restarts under the new policy (re-INVITE). Without it the latched
-  /// endpoint and the lock stay.
+  /// endpoint and the lock stay. A policy with `latched` set latches and locks to it at once.
   void configure(const SourcePolicy& policy, bool relearn);
 
   /// Decides on one packet from `src` arriving at `now`.

@@ -604,6 +604,9 @@ class UringEngine::Worker {
     }
     if (verdict == SourceLatch::Verdict::kLatched) {
       publishLearned(f);
+      if (options_.on_latch) {
+        options_.on_latch(f.id);
+      }
     }
     bump(c.packets);
     bump(c.bytes, len);
@@ -783,6 +786,9 @@ class UringEngine::Worker {
     f.latch = SourceLatch{};
     f.ssrc = SsrcTracker{};
     applySpec(f, c.spec, /*relearn=*/true);
+    if (c.spec.source.latched) {
+      publishLearned(f);
+    }
     by_id_.insert_or_assign(c.spec.id, slot);
     armRecv(slot);
   }
@@ -795,7 +801,7 @@ class UringEngine::Worker {
     Flow& f = flows_[it->second];
     const bool had_latch = f.latch.latched().valid();
     applySpec(f, c.spec, c.relearn);
-    if (had_latch && !f.latch.latched().valid()) {
+    if (c.spec.source.latched || (had_latch && !f.latch.latched().valid())) {
       publishLearned(f);
     }
   }

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,6 +44,9 @@ struct EngineOptions {
   uint32_t buffer_size = 2048;
   /// Submission queue entries per worker; a full queue is flushed to the kernel and retried.
   uint32_t sq_entries = 1024;
+  /// Called on the worker thread right after a flow latched to a new source (FlowCounters::learned
+  /// is already published). Must be cheap, thread-safe and must not call back into the engine.
+  std::function<void(FlowId)> on_latch;
 };
 
 /// Per-worker diagnostics (not per flow), updated once per completion batch.

@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "common/log.h"
@@ -20,6 +23,7 @@ sigset_t controlSignals() {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGQUIT);
   return mask;
 }
 
@@ -29,12 +33,42 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
   d->argv_ = std::move(argv);
   uint32_t workers = cfg.num_threads != 0 ? cfg.num_threads
                                           : std::max(1u, std::thread::hardware_concurrency());
-  auto engine = datapath::UringEngine::create(workers);
+  auto offload = datapath::bpf::setUpOffload(cfg);
+  if (!offload) {
+    return std::move(offload).error();
+  }
+  d->offload_ = std::move(*offload);
+  datapath::EngineOptions eo;
+  eo.workers = workers;
+  if (d->offload_.loader) {
+    auto q = datapath::bpf::LatchQueue::create();
+    if (!q) {
+      return std::move(q).error();
+    }
+    d->latch_events_ = *q;
+    eo.on_latch = [q = d->latch_events_](datapath::FlowId id) { q->push(id); };
+  }
+  auto engine = datapath::UringEngine::create(eo);
   if (!engine) {
     return std::move(engine).error().wrap("starting io_uring media workers");
   }
-  d->table_ = std::move(*engine);
+  if (d->offload_.loader) {
+    auto xdp = std::make_unique<datapath::bpf::XdpForwardingTable>(
+        std::move(*engine), d->offload_.loader->flows(), d->latch_events_);
+    XEMS_TRY_STATUS(xdp->adoptExisting());
+    d->xdp_ = xdp.get();
+    d->table_ = std::move(xdp);
+  } else {
+    d->table_ = std::move(*engine);
+  }
   d->registry_ = std::make_unique<session::CallRegistry>(cfg, *d->table_);
+  d->registry_->setDatapathInfo([raw = d.get()] { return raw->datapathInfo(); });
+  if (!cfg.state_dir.empty()) {
+    XEMS_TRY_STATUS(d->openJournal());
+  }
+  if (d->xdp_ != nullptr) {
+    d->xdp_->dropUnclaimed();  // entries of a previous run that no restored call took over
+  }
   d->ng_ = std::make_unique<ng::NgServer>(*d->registry_);
   XEMS_TRY_STATUS(d->ng_->listen(cfg.listen_ng));
 
@@ -61,6 +95,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
   }
   add(d->timer_.get());
   add(d->signals_.get());
+  if (d->latch_events_) {
+    add(d->latch_events_->fd());
+  }
   for (const auto& i : cfg.interfaces) {
     XLOG_INFO(kCore, "interface {}: {} advertised as {}", i.name, i.local.toString(),
               i.advertised.toString());
@@ -69,13 +106,94 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
     XLOG_INFO(kCore, "ng listening on udp {}", a.toString());
   }
   XLOG_INFO(kCore, "{} media worker(s), ports {}-{}", workers, cfg.port_min, cfg.port_max);
+  if (d->offload_.loader) {
+    XLOG_INFO(kCore, "XDP offload on {}, pinned under {}", d->offload_.detail, cfg.bpf_pin_root);
+  }
   return d;
 }
 
+Status Daemon::openJournal() {
+  std::error_code ec;
+  std::filesystem::create_directories(cfg_.state_dir, ec);
+  if (ec) {
+    return XEMS_ERROR(ec, "creating state dir " + cfg_.state_dir);
+  }
+  const std::string lock = cfg_.state_dir + "/xemsd.lock";
+  state_lock_.reset(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!state_lock_) {
+    return XEMS_ERRNO(errno, "opening " + lock);
+  }
+  if (::flock(state_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    return XEMS_ERROR(std::make_error_code(std::errc::device_or_resource_busy),
+                      "another xemsd uses state dir " + cfg_.state_dir);
+  }
+  auto journal = session::StateJournal::open(cfg_.state_dir + "/calls.journal");
+  if (!journal) {
+    return std::move(journal).error();
+  }
+  journal_ = std::move(*journal);
+  auto loaded = journal_->load();
+  if (!loaded) {
+    return std::move(loaded).error().wrap("reading the call journal");
+  }
+  registry_->setJournal(journal_.get());
+  size_t n = registry_->restore(loaded->calls);
+  if (n != 0 || loaded->bad_lines != 0) {
+    XLOG_INFO(kCore, "restored {} of {} journalled call(s) from {} ({} unreadable line(s))", n,
+              loaded->calls.size(), journal_->path(), loaded->bad_lines);
+  }
+  return okStatus();
+}
+
 Daemon::~Daemon() {
+  if (keep_state_) {
+    // The calls stay with the journal and the pinned maps for the next run: nothing is erased.
+    if (registry_) {
+      registry_->setJournal(nullptr);
+    }
+    if (xdp_ != nullptr) {
+      xdp_->keepEntriesOnRemove();
+    }
+  }
   registry_.reset();  // removes every flow while the engine still runs
   ng_.reset();
   table_.reset();
+  if (clean_stop_) {
+    if (journal_) {
+      (void)journal_->clear();
+    }
+    if (offload_.loader) {
+      auto st = offload_.loader->detachAll();
+      if (!st) {
+        XLOG_WARN(kCore, "detaching XDP: {}", st.error().message);
+      }
+    }
+  }
+}
+
+datapath::DatapathInfo Daemon::datapathInfo() const {
+  datapath::DatapathInfo info;
+  info.detail = offload_.detail;
+  info.offload_fallback = offload_.fallback_reason.empty() ? 0 : 1;
+  if (xdp_ == nullptr) {
+    return info;
+  }
+  info.mode = "xdp";
+  auto counters = offload_.loader->flows().counters();
+  if (counters.ok()) {
+    for (uint32_t i = 0; i < counters->size(); ++i) {
+      info.counters.emplace_back(std::string(datapath::bpf::counterName(i)), (*counters)[i].packets);
+    }
+  }
+  const auto& st = xdp_->offloadStats();
+  info.counters.emplace_back("map_upserts", st.upserts);
+  info.counters.emplace_back("map_upsert_errors", st.upsert_errors);
+  info.counters.emplace_back("map_erases", st.erases);
+  info.counters.emplace_back("confirmed_by_kernel", st.confirmed);
+  info.counters.emplace_back("rejected_latches", st.rejected_latches);
+  info.counters.emplace_back("adopted_after_restart", st.adopted);
+  info.counters.emplace_back("no_stats_slot", st.no_stats_slot);
+  return info;
 }
 
 void Daemon::reload() {
@@ -113,13 +231,20 @@ int Daemon::run() {
         uint64_t expirations;
         (void)!::read(fd, &expirations, sizeof expirations);
         registry_->tick();
+      } else if (latch_events_ && fd == latch_events_->fd()) {
+        xdp_->onLatchEvents();
       } else if (fd == signals_.get()) {
         signalfd_siginfo si;
         while (::read(fd, &si, sizeof si) == sizeof si) {
           if (si.ssi_signo == SIGHUP) {
             reload();
+          } else if (si.ssi_signo == SIGQUIT) {
+            XLOG_INFO(kCore, "SIGQUIT: exiting, calls and XDP forwarding stay for the next run");
+            keep_state_ = true;
+            return 0;
           } else {
             XLOG_INFO(kCore, "signal {}: shutting down", si.ssi_signo);
+            clean_stop_ = true;
             return 0;
           }
         }

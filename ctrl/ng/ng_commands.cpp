@@ -447,6 +447,7 @@ void encodeCallInfo(const session::CallInfo& info, Document& doc, Value& out) {
         }
         sd.add("flags", fl);
         sd.add("stats", totalsDict(doc, s.stats));
+        sd.add("kernel stats", totalsDict(doc, s.kernel));
         sd.add("forwarded", Value::integer(static_cast<int64_t>(s.forwarded)));
         sd.add("dropped foreign source", Value::integer(static_cast<int64_t>(s.dropped_source)));
         sd.add("malformed", Value::integer(static_cast<int64_t>(s.malformed)));

@@ -213,6 +213,7 @@ Status doStatistics(Ctx& c) {
   tot.add("relayedpacketerrors", num(g.relayed_errors));
   tot.add("relayedbytes", num(g.relayed_bytes));
   tot.add("droppedforeignsource", num(g.dropped_source));
+  tot.add("kernelpackets", num(g.kernel_packets));
   tot.add("sdpparseerrors", num(g.sdp_parse_errors));
   tot.add("avgcallduration",
           d.str(fmt::format("{:.6f}", g.ended_calls ? g.total_call_duration_s /
@@ -220,6 +221,16 @@ Status doStatistics(Ctx& c) {
                                                     : 0.0)));
   tot.add("totalcallsduration", d.str(fmt::format("{:.6f}", g.total_call_duration_s)));
   st.add("totalstatistics", tot);
+  Value dp = d.dict();
+  dp.add("mode", d.str(g.datapath.mode));
+  dp.add("detail", d.str(g.datapath.detail));
+  dp.add("offloadfallback", num(g.datapath.offload_fallback));
+  Value dpc = d.dict();
+  for (const auto& [name, value] : g.datapath.counters) {
+    dpc.add(d.intern(name), num(value));
+  }
+  dp.add("counters", dpc);
+  st.add("datapath", dp);
   Value ctl = d.dict();
   ctl.add("requests", num(c.stats.requests));
   ctl.add("cachedreplies", num(c.stats.replies_from_cache));

@@ -26,6 +26,9 @@ struct Stream {
   std::optional<SockAddr> advertised;  // the participant's address:port from its SDP
   UniqueFd pending_fd;                 // until handed to the forwarding table
   bool in_table = false;
+  // Latched peer endpoint read from the journal after a restart; handed to the forwarding table
+  // once.
+  std::optional<SockAddr> restore_latch;
 };
 
 struct Media {

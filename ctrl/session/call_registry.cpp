@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "ctrl/sdp/sdp.h"
+#include "ctrl/session/call_state.h"
 #include "ctrl/session/sdp_rewrite.h"
 
 namespace xems::session {
@@ -100,10 +101,14 @@ void addRelayCounters(GlobalStats& g, const Call& call) {
       for (const Stream* s : {&m.rtp, &m.rtcp}) {
         if (s->counters) {
           const auto& c = *s->counters;
-          g.relayed_packets += c.forwarded.load(std::memory_order_relaxed);
-          g.relayed_bytes += c.bytes.load(std::memory_order_relaxed);
+          const uint64_t kp = c.kernel_packets.load(std::memory_order_relaxed);
+          g.relayed_packets += c.forwarded.load(std::memory_order_relaxed) + kp;
+          g.relayed_bytes += c.bytes.load(std::memory_order_relaxed) +
+                             c.kernel_bytes.load(std::memory_order_relaxed);
           g.relayed_errors += c.errors.load(std::memory_order_relaxed);
-          g.dropped_source += c.dropped_source.load(std::memory_order_relaxed);
+          g.dropped_source += c.dropped_source.load(std::memory_order_relaxed) +
+                              c.kernel_dropped_source.load(std::memory_order_relaxed);
+          g.kernel_packets += kp;
         }
       }
     }
@@ -259,6 +264,9 @@ Result<OfferAnswerReply> CallRegistry::offerAnswer(const OfferAnswerRequest& req
     ++totals_.managed_sessions;
   }
   auto r = doOfferAnswer(*it->second, req);
+  if (r) {
+    persist(*it->second);
+  }
   if (!r && created) {
     // Never a call: tear down without touching end-of-call statistics.
     for (auto& p : it->second->participants) {
@@ -516,14 +524,23 @@ datapath::FlowSpec CallRegistry::flowSpec(const Call& call, const Media& from, c
   return spec;
 }
 
-void CallRegistry::programFlows(Call& call, Participant& a, Participant& b,
-                                std::vector<bool> relearn_a, std::vector<bool> relearn_b) {
-  size_t n = std::min(a.medias.size(), b.medias.size());
-  auto apply = [&](Media& from, Media& to, bool relearn) {
+void CallRegistry::programOneWay(Call& call, Participant& a, Participant* b,
+                                 const std::vector<bool>& relearn) {
+  for (size_t i = 0; i < a.medias.size(); ++i) {
+    Media& from = a.medias[i];
+    Media* to = b != nullptr && i < b->medias.size() ? &b->medias[i] : nullptr;
+    if (!from.allocated) {
+      continue;
+    }
     for (bool rtcp : {false, true}) {
       Stream& s = rtcp ? from.rtcp : from.rtp;
-      auto spec = flowSpec(call, from, to, rtcp, nullptr);
+      auto spec = flowSpec(call, from, to != nullptr ? *to : from, rtcp, nullptr);
+      if (to == nullptr) {
+        spec.rtp_sink = spec.rtcp_sink = 0;  // nowhere to send until there is a partner
+      }
       if (!s.in_table) {
+        // After a restart the latch of the previous run holds until the next signalling event.
+        spec.source.latched = s.restore_latch;
         auto st = table_.add(std::move(spec), std::move(s.pending_fd));
         if (!st) {
           XLOG_ERROR(kMedia, "call {}: adding flow {} failed: {}", call.id,
@@ -531,19 +548,91 @@ void CallRegistry::programFlows(Call& call, Participant& a, Participant& b,
           continue;
         }
         s.in_table = true;
+        s.restore_latch.reset();
       } else {
-        auto st = table_.update(spec, relearn);
+        auto st = table_.update(spec, i < relearn.size() && relearn[i]);
         if (!st) {
           XLOG_ERROR(kMedia, "call {}: updating flow {} failed: {}", call.id,
                      s.local.toString(), st.error().message);
         }
       }
     }
-  };
-  for (size_t i = 0; i < n; ++i) {
-    apply(a.medias[i], b.medias[i], i < relearn_a.size() && relearn_a[i]);
-    apply(b.medias[i], a.medias[i], i < relearn_b.size() && relearn_b[i]);
   }
+}
+
+void CallRegistry::programFlows(Call& call, Participant& a, Participant& b,
+                                std::vector<bool> relearn_a, std::vector<bool> relearn_b) {
+  size_t n = std::min(a.medias.size(), b.medias.size());
+  relearn_a.resize(n, false);
+  relearn_b.resize(n, false);
+  programOneWay(call, a, &b, relearn_a);
+  programOneWay(call, b, &a, relearn_b);
+}
+
+void CallRegistry::persist(const Call& call) {
+  if (journal_ == nullptr) {
+    return;
+  }
+  auto st = journal_->put(call.id, callToJson(call, time_->now()));
+  if (!st) {
+    XLOG_WARN(kSession, "call {}: journal: {}", call.id, st.error().message);
+  }
+}
+
+size_t CallRegistry::restore(const std::vector<nlohmann::json>& calls) {
+  size_t restored = 0;
+  auto now = time_->now();
+  for (const auto& j : calls) {
+    auto parsed = callFromJson(j, cfg_.interfaces, now);
+    if (!parsed) {
+      XLOG_ERROR(kSession, "journal: a call cannot be restored: {}", parsed.error().message);
+      continue;
+    }
+    std::unique_ptr<Call> call = std::move(*parsed);
+    if (calls_.count(call->id) != 0) {
+      continue;
+    }
+    call->worker = next_worker_++ % std::max<uint32_t>(1, table_.workerCount());
+    Status bound = okStatus();
+    for (auto& p : call->participants) {
+      for (auto& m : p->medias) {
+        if (!m.allocated || !bound) {
+          m.allocated = false;
+          continue;
+        }
+        auto pair = ports_.claim(m.iface->local, m.rtp.local.port());
+        if (!pair) {
+          bound = std::move(pair).error();
+          m.allocated = false;
+          continue;
+        }
+        m.rtp.id = next_flow_id_++;
+        m.rtcp.id = next_flow_id_++;
+        m.rtp.pending_fd = std::move(pair->rtp);
+        m.rtcp.pending_fd = std::move(pair->rtcp);
+      }
+    }
+    if (!bound) {
+      XLOG_ERROR(kSession, "journal: call {} not restored: {}", call->id, bound.error().message);
+      for (auto& p : call->participants) {
+        destroyParticipant(*p);
+      }
+      if (journal_ != nullptr) {
+        (void)journal_->erase(call->id);
+      }
+      continue;
+    }
+    // Each participant's sockets send to its peer (forks: the older branches still point at
+    // the caller, whose peer is the newest branch).
+    for (auto& p : call->participants) {
+      programOneWay(*call, *p, p->peer, {});
+    }
+    ++totals_.managed_sessions;
+    XLOG_INFO(kSession, "call {} restored ({} participants)", call->id, call->participants.size());
+    calls_.emplace(call->id, std::move(call));
+    ++restored;
+  }
+  return restored;
 }
 
 void CallRegistry::destroyParticipant(Participant& p) {
@@ -634,6 +723,12 @@ void CallRegistry::endCall(const std::string& call_id, EndReason reason) {
                                                  "media timeout",  "silent timeout",
                                                  "final timeout",  "offer timeout"};
   XLOG_INFO(kSession, "call {} ended: {}", call_id, kReasonNames[static_cast<int>(reason)]);
+  if (journal_ != nullptr) {
+    auto st = journal_->erase(call_id);
+    if (!st) {
+      XLOG_WARN(kSession, "call {}: journal: {}", call_id, st.error().message);
+    }
+  }
   calls_.erase(it);
 }
 
@@ -664,6 +759,7 @@ CallRegistry::DeleteResult CallRegistry::remove(const DeleteRequest& req) {
   if (victim != nullptr && call.participants.size() > 2) {
     // One branch of a forked call goes; the rest stays.
     removeParticipant(call, victim);
+    persist(call);
     return res;
   }
   uint32_t delay = req.delete_delay.value_or(cfg_.delete_delay);
@@ -671,6 +767,7 @@ CallRegistry::DeleteResult CallRegistry::remove(const DeleteRequest& req) {
     endCall(req.call_id, EndReason::kRegular);
   } else {
     call.delete_at = time_->now() + std::chrono::seconds(delay);
+    persist(call);
   }
   return res;
 }
@@ -746,13 +843,23 @@ CallInfo CallRegistry::info(const Call& call) const {
         si.advertised = s->advertised;
         if (s->counters) {
           const auto& c = *s->counters;
-          si.stats.packets = c.packets.load(std::memory_order_relaxed);
-          si.stats.bytes = c.bytes.load(std::memory_order_relaxed);
-          si.stats.errors = c.errors.load(std::memory_order_relaxed);
-          si.forwarded = c.forwarded.load(std::memory_order_relaxed);
-          si.dropped_source = c.dropped_source.load(std::memory_order_relaxed);
+          // What the worker saw plus what the kernel forwarded without it (no overlap).
+          si.user.packets = c.packets.load(std::memory_order_relaxed);
+          si.user.bytes = c.bytes.load(std::memory_order_relaxed);
+          si.user.errors = c.errors.load(std::memory_order_relaxed);
+          si.kernel.packets = c.kernel_packets.load(std::memory_order_relaxed);
+          si.kernel.bytes = c.kernel_bytes.load(std::memory_order_relaxed);
+          si.kernelized = c.kernelized.load(std::memory_order_relaxed);
+          si.stats.packets = si.user.packets + si.kernel.packets;
+          si.stats.bytes = si.user.bytes + si.kernel.bytes;
+          si.stats.errors = si.user.errors;
+          si.forwarded = c.forwarded.load(std::memory_order_relaxed) + si.kernel.packets;
+          si.dropped_source = c.dropped_source.load(std::memory_order_relaxed) +
+                              c.kernel_dropped_source.load(std::memory_order_relaxed);
           si.malformed = c.malformed.load(std::memory_order_relaxed);
-          si.last_packet = toUnix(c.last_packet_ns.load(std::memory_order_relaxed), now, unix_us);
+          si.last_packet = toUnix(std::max(c.last_packet_ns.load(std::memory_order_relaxed),
+                                           c.kernel_last_ns.load(std::memory_order_relaxed)),
+                                  now, unix_us);
           std::lock_guard lock(c.mu);
           si.confirmed = c.learned.has_value();
           si.endpoint = c.learned ? c.learned : s->advertised;
@@ -779,6 +886,9 @@ GlobalStats CallRegistry::stats() const {
   g.ports_in_use = ports_.pairsInUse();
   g.ports_total = ports_.pairsTotal();
   g.uptime_s = time_->unixMicros() / 1000000 - started_unix_;
+  if (datapath_info_) {
+    g.datapath = datapath_info_();
+  }
   for (const auto& [id, call] : calls_) {
     addRelayCounters(g, *call);
   }
@@ -786,6 +896,7 @@ GlobalStats CallRegistry::stats() const {
 }
 
 void CallRegistry::tick() {
+  table_.poll();  // kernel counters and latches into the FlowCounters read below
   auto now = time_->now();
   {
     GlobalStats g = stats();
@@ -832,7 +943,8 @@ void CallRegistry::tick() {
       for (const auto& m : p->medias) {
         for (const Stream* s : {&m.rtp, &m.rtcp}) {
           if (s->counters) {
-            last_ns = std::max(last_ns, s->counters->last_packet_ns.load(std::memory_order_relaxed));
+            last_ns = std::max({last_ns, s->counters->last_packet_ns.load(std::memory_order_relaxed),
+                                s->counters->kernel_last_ns.load(std::memory_order_relaxed)});
           }
         }
         if (!m.rejected && m.sends && !m.zero_address && p->peer != nullptr &&

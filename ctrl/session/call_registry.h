@@ -2,6 +2,7 @@
 // requests. Single-threaded: the control thread owns it. Media moves in the ForwardingTable.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -9,6 +10,7 @@
 
 #include "common/config.h"
 #include "ctrl/session/call.h"
+#include "ctrl/session/state_journal.h"
 #include "ctrl/session/port_allocator.h"
 #include "ctrl/session/types.h"
 #include "datapath/forwarding_table.h"
@@ -51,6 +53,16 @@ class CallRegistry {
   // SIGHUP: adopts the run-time changeable options of cfg.
   void reconfigure(const Config& cfg);
   const Config& config() const { return cfg_; }
+  // Keeps every call in `journal` from now on (after each change), so a restarted daemon can
+  // restore() them. Not owned; null stops it.
+  void setJournal(StateJournal* journal) { journal_ = journal; }
+  // Rebuilds calls a previous run journalled: the same local ports (bound again), peers, SDP
+  // state and latched endpoints; flows go to the table as if just answered. Calls that cannot be
+  // restored (interface gone, port taken) are logged, dropped from the journal and skipped.
+  // Returns the number restored.
+  size_t restore(const std::vector<nlohmann::json>& calls);
+  // Where stats() gets the datapath's mode and counters (the daemon knows the XDP state).
+  void setDatapathInfo(std::function<datapath::DatapathInfo()> fn) { datapath_info_ = std::move(fn); }
 
  private:
   enum class EndReason { kRegular, kForced, kTimeout, kSilentTimeout, kFinalTimeout, kOfferTimeout };
@@ -60,6 +72,9 @@ class CallRegistry {
   const InterfaceSpec* pickInterface(const std::string& name, Family family) const;
   void programFlows(Call& call, Participant& a, Participant& b, std::vector<bool> relearn_a,
                     std::vector<bool> relearn_b);
+  // a's flows only: what arrives on a's sockets goes to b (b == nullptr: nowhere yet).
+  void programOneWay(Call& call, Participant& a, Participant* b, const std::vector<bool>& relearn);
+  void persist(const Call& call);
   datapath::FlowSpec flowSpec(const Call& call, const Media& from, const Media& to, bool rtcp,
                               const OfferAnswerFlags* flags) const;
   void destroyParticipant(Participant& p);
@@ -83,6 +98,8 @@ class CallRegistry {
   uint64_t last_errors_ = 0;
   // Counters of flows already removed, so totals survive call teardown.
   int64_t started_unix_ = 0;
+  std::function<datapath::DatapathInfo()> datapath_info_;
+  StateJournal* journal_ = nullptr;
 };
 
 }  // namespace xems::session

@@ -79,6 +79,29 @@ Result<BoundPair> PortAllocator::allocate(const IpAddr& ip) {
   return XEMS_ERROR(std::make_error_code(std::errc::address_in_use), "Ran out of ports");
 }
 
+Result<BoundPair> PortAllocator::claim(const IpAddr& ip, uint16_t rtp_port) {
+  auto& used = usedFor(ip);
+  if (rtp_port < first_even_ || (rtp_port & 1) != 0 ||
+      static_cast<size_t>(rtp_port - first_even_) / 2 >= pair_count_) {
+    return XEMS_INVALID(fmt::format("port {} is not an RTP port of the range", rtp_port));
+  }
+  const size_t idx = static_cast<size_t>(rtp_port - first_even_) / 2;
+  if (used[idx]) {
+    return XEMS_ERROR(std::make_error_code(std::errc::address_in_use),
+                      fmt::format("port {} on {} is already in use", rtp_port, ip.toString()));
+  }
+  auto rtp = bindUdp(SockAddr(ip, rtp_port), kMediaRcvBuf);
+  if (!rtp) {
+    return std::move(rtp).error();
+  }
+  auto rtcp = bindUdp(SockAddr(ip, static_cast<uint16_t>(rtp_port + 1)), kMediaRcvBuf);
+  if (!rtcp) {
+    return std::move(rtcp).error();
+  }
+  used[idx] = true;
+  return BoundPair{std::move(*rtp), std::move(*rtcp), rtp_port};
+}
+
 void PortAllocator::release(const IpAddr& ip, uint16_t rtp_port) {
   auto it = used_.find(ip);
   if (it == used_.end() || rtp_port < first_even_) {

@@ -27,6 +27,9 @@ class PortAllocator {
   // socket of ours still closing) is skipped; when every pair is taken the error is rtpengine's
   // literal "Ran out of ports" (Kamailio fails over to the next relay on it).
   Result<BoundPair> allocate(const IpAddr& ip);
+  // Binds exactly the pair at rtp_port (even, in range, not ours already): a call restored after
+  // a restart gets the sockets its peers already send to.
+  Result<BoundPair> claim(const IpAddr& ip, uint16_t rtp_port);
   // Marks a pair free again. The sockets themselves are closed by their owner.
   void release(const IpAddr& ip, uint16_t rtp_port);
   // Changes the range (SIGHUP); ports in use outside the new range stay in use until released.

@@ -102,7 +102,9 @@ struct StreamInfo {
   bool confirmed = false;              // a source has latched
   bool strict = false;
   bool kernelized = false;
-  PacketTotals stats;                  // received on this socket
+  PacketTotals stats;                  // received on this socket: user + kernel
+  PacketTotals user;                   // of stats, seen by the userspace worker
+  PacketTotals kernel;                 // of stats, forwarded by XDP without the worker
   uint64_t forwarded = 0;
   uint64_t dropped_source = 0;
   uint64_t malformed = 0;
@@ -158,6 +160,7 @@ struct GlobalStats {
   uint64_t relayed_bytes = 0;
   uint64_t relayed_errors = 0;
   uint64_t dropped_source = 0;   // foreign-source packets dropped (RTP bleed attempts)
+  uint64_t kernel_packets = 0;   // of relayed_packets, forwarded by XDP
   uint64_t sdp_parse_errors = 0;
   uint64_t ports_in_use = 0;     // pairs
   uint64_t ports_total = 0;      // pairs per interface address
@@ -167,6 +170,7 @@ struct GlobalStats {
   int64_t uptime_s = 0;
   double total_call_duration_s = 0;
   uint64_t ended_calls = 0;
+  datapath::DatapathInfo datapath;
 };
 
 }  // namespace xems::session

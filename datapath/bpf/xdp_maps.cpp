@@ -275,16 +275,18 @@ Result<XdpFlowTable> XdpFlowTable::openPinned(const std::string& pin_dir) {
   return t;
 }
 
-Status XdpFlowTable::seedVersion() {
+Result<std::vector<std::pair<FlowKey, FlowValue>>> XdpFlowTable::entries() const {
+  std::vector<std::pair<FlowKey, FlowValue>> out;
   FlowKey key{};
   FlowKey next{};
   const FlowKey* prev = nullptr;
-  uint32_t max_version = 0;
-  // bpf_map_get_next_key with a NULL key returns the first key; -ENOENT ends the walk.
-  while (true) {
+  // bpf_map_get_next_key with a NULL key returns the first key; -ENOENT ends the walk. The walk
+  // is bounded by the map size (a key deleted under us restarts it at the first key).
+  const size_t limit = 2 * static_cast<size_t>(maxFlows()) + 2;
+  for (size_t n = 0; n < limit; ++n) {
     const int err = bpf_map_get_next_key(flows_.fd(), prev, &next);
     if (err == -ENOENT) {
-      break;
+      return out;
     }
     if (err) {
       return XEMS_ERRNO(-err, "walking " XEMS_MAP_FLOWS);
@@ -296,8 +298,20 @@ Status XdpFlowTable::seedVersion() {
       return std::move(v).error();
     }
     if (v->has_value()) {
-      max_version = std::max(max_version, (*v)->version);
+      out.emplace_back(key, **v);
     }
+  }
+  return XEMS_INVALID("walking " XEMS_MAP_FLOWS ": more keys than the map holds");
+}
+
+Status XdpFlowTable::seedVersion() {
+  auto all = entries();
+  if (!all.ok()) {
+    return std::move(all).error();
+  }
+  uint32_t max_version = 0;
+  for (const auto& kv : *all) {
+    max_version = std::max(max_version, kv.second.version);
   }
   next_version_ = max_version + 1 == 0 ? 1 : max_version + 1;
   return {};

@@ -16,6 +16,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "bpf/include/relay_abi.h"
 #include "common/net.h"
@@ -170,6 +172,8 @@ class XdpFlowTable {
   Status erase(const SockAddr& local);
   Status erase(const FlowKey& key);
   Result<std::optional<FlowValue>> lookup(const FlowKey& key) const;
+  /// Every entry (e.g. the flows a previous run left in the pinned map).
+  Result<std::vector<std::pair<FlowKey, FlowValue>>> entries() const;
 
   /// The statistics of one stats slot, summed over CPUs.
   Result<FlowStats> stats(uint32_t stats_idx) const;

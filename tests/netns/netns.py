@@ -53,6 +53,10 @@ class Topology:
                 run("ip", "-n", ns, "addr", "add", v4, "dev", dev)
                 run("ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad")
                 run("ip", "-n", ns, "link", "set", dev, "up")
+            # The phones' ends get GRO, which gives a veth NAPI: only then does it take frames
+            # that XDP on the xems side redirects into its peer (as any NIC does).
+            for ns, dev in ((self.caller, "c0"), (self.callee, "e0")):
+                run("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", check=False)
             # A second caller-side address: the "attacker" on the same LAN.
             run("ip", "-n", self.caller, "addr", "add", "192.0.2.66/24", "dev", "c0")
             run("ip", "-n", self.caller, "route", "add", "default", "via", "192.0.2.1")

@@ -40,19 +40,35 @@ def media(sdp_text):
 
 
 class NetnsRelayTest(unittest.TestCase):
+    """The userspace path (--offload=off); test_netns_xdp.py runs the same cases through XDP."""
+    OFFLOAD = "off"
+
+    def xemsd_args(self):
+        return [XEMSD, "--foreground", "--interface=a/192.0.2.1", "--interface=a/2001:db8:1::1",
+                "--interface=b/198.51.100.1", "--interface=b/2001:db8:2::1",
+                "--listen-ng=127.0.0.1:2223", "--port-min=30000", "--port-max=30999",
+                "--num-threads=2", "--delete-delay=0", "--log-level=debug",
+                f"--offload={self.OFFLOAD}"]
+
     def setUp(self):
         try:
             self.topo = Topology().__enter__()
         except SkipTest as e:
             self.skipTest(str(e))
+        self.addCleanup(self.topo.__exit__, None, None, None)
         self.tmp = tempfile.TemporaryDirectory(prefix="xems-netns-")
+        self.addCleanup(self.tmp.cleanup)
         self.log = open(os.path.join(self.tmp.name, "xemsd.log"), "w")
+        self.socks = []
+        self.prepare()
+        self.start_xemsd()
+
+    def prepare(self):
+        """Hook for subclasses: runs before xemsd starts (undo things with addCleanup)."""
+
+    def start_xemsd(self):
         self.proc = subprocess.Popen(
-            self.topo.exec_args(self.topo.xems) +
-            [XEMSD, "--foreground", "--interface=a/192.0.2.1", "--interface=a/2001:db8:1::1",
-             "--interface=b/198.51.100.1", "--interface=b/2001:db8:2::1",
-             "--listen-ng=127.0.0.1:2223", "--port-min=30000", "--port-max=30999",
-             "--num-threads=2", "--delete-delay=0", "--log-level=debug"],
+            self.topo.exec_args(self.topo.xems) + self.xemsd_args(),
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         with self.topo.inside(self.topo.xems):
             self.ng = NgClient(("127.0.0.1", 2223), timeout=1.0, retries=2)
@@ -65,7 +81,6 @@ class NetnsRelayTest(unittest.TestCase):
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.fail("xemsd did not start:\n" + self.read_log())
-        self.socks = []
 
     def read_log(self):
         with open(os.path.join(self.tmp.name, "xemsd.log")) as f:
@@ -84,8 +99,6 @@ class NetnsRelayTest(unittest.TestCase):
             self.proc.kill()
             rc = self.proc.wait(timeout=5)
         self.log.close()
-        self.topo.__exit__(None, None, None)
-        self.tmp.cleanup()
         self.assertEqual(rc, 0, "xemsd did not stop cleanly")
 
     def phone(self, ns, host):

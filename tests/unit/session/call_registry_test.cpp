@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 #include "tests/unit/session/fake_table.h"
 
@@ -724,6 +727,106 @@ TEST_F(CallRegistryTest, ParticipantsAndAliasesPerCallAreBounded) {
   }
   EXPECT_EQ(aliases, 9);  // the first to-tag plus 8 aliases
   EXPECT_EQ(reg.callCount(), 2u);
+}
+
+}  // namespace
+}  // namespace xems::session
+
+namespace xems::session {
+namespace {
+
+// A journalled call survives the registry (a daemon killed with -9): a second registry restores
+// it with the same sockets, peers and SDP state, programs the same flows, and serves it on.
+TEST_F(CallRegistryTest, JournalledCallIsRestoredByTheNextRun) {
+  char dir_template[] = "/tmp/xems-journal-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/calls.journal";
+  {
+    auto journal = StateJournal::open(path);
+    ASSERT_TRUE(journal.ok()) << journal.error().message;
+    reg.setJournal(journal->get());
+    ASSERT_TRUE(offer("jc", "ft", kAliceOffer).ok());
+    ASSERT_TRUE(answer("jc", "ft", "tt", kBobAnswer).ok());
+    ASSERT_TRUE(offer("gone", "x", kAliceOffer).ok());
+    reg.remove(DeleteRequest{.call_id = "gone"});  // ended: not in the journal any more
+    reg.setJournal(nullptr);
+  }
+  const uint16_t a_port = port("jc", "ft", 1);
+  const uint16_t b_port = port("jc", "tt", 1);
+  // The first run's sockets are gone with it (the fake table holds them here).
+  for (auto& [id, e] : table.flows) {
+    e.fd.reset();
+  }
+
+  FakeTable table2;
+  Config cfg = testConfig();
+  CallRegistry reg2(cfg, table2, time);
+  auto journal = StateJournal::open(path);
+  ASSERT_TRUE(journal.ok());
+  auto loaded = (*journal)->load();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->calls.size(), 1u);
+  reg2.setJournal(journal->get());
+  EXPECT_EQ(reg2.restore(loaded->calls), 1u);
+  EXPECT_EQ(reg2.restore(loaded->calls), 0u);  // already there: not twice
+
+  auto q = reg2.query("jc");
+  ASSERT_TRUE(q.ok()) << q.error().message;
+  ASSERT_EQ(q->participants.size(), 2u);
+  EXPECT_EQ(q->participants[0].tag, "ft");
+  EXPECT_EQ(q->participants[1].tag, "tt");
+  EXPECT_EQ(q->participants[0].medias.at(0).streams.at(0).local.port(), a_port);
+  EXPECT_EQ(q->participants[1].medias.at(0).streams.at(0).local.port(), b_port);
+  // Flows as after the answer: Alice's audio socket sends to Bob's, Bob's to Alice's.
+  const auto* fa = table2.byPort(a_port);
+  const auto* fb = table2.byPort(b_port);
+  ASSERT_NE(fa, nullptr);
+  ASSERT_NE(fb, nullptr);
+  EXPECT_TRUE(fa->fd);  // bound again
+  EXPECT_EQ(fa->spec.rtp_sink, fb->spec.id);
+  EXPECT_EQ(fb->spec.rtp_sink, fa->spec.id);
+  ASSERT_TRUE(fa->spec.source.advertised.has_value());
+  EXPECT_EQ(fa->spec.source.advertised->toString(), "192.0.2.10:49170");
+
+  // It goes on: a re-INVITE keeps the ports; delete ends it and empties the journal.
+  OfferAnswerRequest r;
+  r.op = Op::kOffer;
+  r.call_id = "jc";
+  r.from_tag = "ft";
+  r.to_tag = "tt";
+  r.sdp = kAliceOffer;
+  auto re = reg2.offerAnswer(r);
+  ASSERT_TRUE(re.ok()) << re.error().message;
+  EXPECT_NE(re->sdp.find(fmt::format("m=audio {} ", b_port)), std::string::npos) << re->sdp;
+  EXPECT_TRUE(reg2.remove(DeleteRequest{.call_id = "jc"}).found);
+  auto after = (*journal)->load();
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->calls.empty());
+  reg2.setJournal(nullptr);
+  std::filesystem::remove_all(dir_template);
+}
+
+TEST_F(CallRegistryTest, RestoreSkipsACallWhosePortIsTaken) {
+  char dir_template[] = "/tmp/xems-journal-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/calls.journal";
+  auto journal = StateJournal::open(path);
+  ASSERT_TRUE(journal.ok());
+  reg.setJournal(journal->get());
+  ASSERT_TRUE(offer("busy", "ft", kAliceOffer).ok());
+  reg.setJournal(nullptr);
+  // The first registry still holds the sockets: the ports are taken.
+  FakeTable table2;
+  CallRegistry reg2(testConfig(), table2, time);
+  auto loaded = (*journal)->load();
+  ASSERT_TRUE(loaded.ok());
+  reg2.setJournal(journal->get());
+  EXPECT_EQ(reg2.restore(loaded->calls), 0u);
+  EXPECT_FALSE(reg2.query("busy").ok());
+  EXPECT_TRUE(table2.flows.empty());
+  EXPECT_TRUE((*journal)->load()->calls.empty());  // dropped from the journal
+  reg2.setJournal(nullptr);
+  std::filesystem::remove_all(dir_template);
 }
 
 }  // namespace
