@@ -74,6 +74,11 @@ struct FlowCounters {
   std::optional<SockAddr> learned;         // latched peer endpoint (source of accepted packets)
   std::array<SsrcStats, kMaxSsrcPerFlow> ssrc{};
   size_t ssrc_count = 0;
+  // Written by the offloading table: the source the kernel forwards in its learning mode, and
+  // where to see whether it did (EngineOptions::latch_veto reads these on a worker thread).
+  std::optional<SockAddr> kernel_learning;
+  uint32_t kernel_stats_slot = 0;
+  uint64_t kernel_learn_base = 0;
 };
 
 // How a flow treats the source address of arriving packets.

@@ -42,6 +42,12 @@ class SourceLatch {
   /// without re-latching (this also applies inside the heuristic window to lower or equal ranks).
   Verdict onPacket(const Endpoint& src, Clock::time_point now);
 
+  /// Latches and locks to `e` at once (an endpoint confirmed outside the worker).
+  void confirm(const Endpoint& e) {
+    latched_ = e;
+    locked_ = true;
+  }
+
   /// The latched endpoint, if any.
   const Endpoint& latched() const { return latched_; }
   /// Where the other side should send to: the latched endpoint, else the advertised one.

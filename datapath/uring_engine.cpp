@@ -596,7 +596,18 @@ class UringEngine::Worker {
       buffers_.recycle(bid);
       return;
     }
-    const SourceLatch::Verdict verdict = f.latch.onPacket(src, now_);
+    SourceLatch::Verdict verdict = f.latch.onPacket(src, now_);
+    if (verdict == SourceLatch::Verdict::kLatched && options_.latch_veto) {
+      // XDP may have forwarded the peer's own packets, which this worker never saw.
+      if (auto peer = options_.latch_veto(c); peer && !(Endpoint::fromSockAddr(*peer) == src)) {
+        f.latch.confirm(Endpoint::fromSockAddr(*peer));
+        verdict = f.latch.onPacket(src, now_);
+        publishLearned(f);
+        if (options_.on_latch) {
+          options_.on_latch(f.id);
+        }
+      }
+    }
     if (verdict == SourceLatch::Verdict::kDrop) {
       bump(c.dropped_source);
       buffers_.recycle(bid);

@@ -47,6 +47,10 @@ struct EngineOptions {
   /// Called on the worker thread right after a flow latched to a new source (FlowCounters::learned
   /// is already published). Must be cheap, thread-safe and must not call back into the engine.
   std::function<void(FlowId)> on_latch;
+  /// Asked on the worker thread before a flow latches to a new source: an endpoint returned
+  /// here is already confirmed elsewhere (the kernel forwarded the peer's packets), so the flow
+  /// locks to it instead and the packet is judged against it. Must be thread-safe.
+  std::function<std::optional<SockAddr>(const FlowCounters&)> latch_veto;
 };
 
 /// Per-worker diagnostics (not per flow), updated once per completion batch.

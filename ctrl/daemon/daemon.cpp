@@ -47,6 +47,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
     }
     d->latch_events_ = *q;
     eo.on_latch = [q = d->latch_events_](datapath::FlowId id) { q->push(id); };
+    eo.latch_veto = [maps = &d->offload_.loader->flows()](const datapath::FlowCounters& c) {
+      return datapath::bpf::XdpForwardingTable::kernelConfirmed(*maps, c);
+    };
   }
   auto engine = datapath::UringEngine::create(eo);
   if (!engine) {
@@ -56,6 +59,16 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
     auto xdp = std::make_unique<datapath::bpf::XdpForwardingTable>(
         std::move(*engine), d->offload_.loader->flows(), d->latch_events_);
     XEMS_TRY_STATUS(xdp->adoptExisting());
+    xdp->setNextHops([hops = d->offload_.next_hops.get()](const SockAddr& src,
+                                                          const SockAddr& dst)
+                         -> std::optional<datapath::bpf::FixedL2> {
+      auto hop = hops->lookup(src.ip(), dst.ip());
+      if (!hop) {
+        return std::nullopt;
+      }
+      return datapath::bpf::FixedL2{.ifindex = hop->ifindex, .src_mac = hop->src_mac,
+                                    .dst_mac = hop->dst_mac};
+    });
     d->xdp_ = xdp.get();
     d->table_ = std::move(xdp);
   } else {
@@ -230,6 +243,9 @@ int Daemon::run() {
       if (fd == timer_.get()) {
         uint64_t expirations;
         (void)!::read(fd, &expirations, sizeof expirations);
+        if (offload_.next_hops) {
+          offload_.next_hops->refresh();  // routes and neighbours for this tick's re-check
+        }
         registry_->tick();
       } else if (latch_events_ && fd == latch_events_->fd()) {
         xdp_->onLatchEvents();

@@ -68,6 +68,11 @@ Result<OffloadSetup> tryOffload(const Config& cfg) {
     return std::move(loader).error();
   }
   setup.loader = std::move(*loader);
+  auto hops = nl::NextHopCache::open();
+  if (!hops.ok()) {
+    return std::move(hops).error().wrap("next-hop resolution");
+  }
+  setup.next_hops = std::move(*hops);
   for (const auto& a : setup.loader->attachments()) {
     if (!setup.detail.empty()) {
       setup.detail += ", ";

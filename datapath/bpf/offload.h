@@ -10,11 +10,13 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "datapath/bpf/xdp_loader.h"
+#include "datapath/netlink/next_hop.h"
 
 namespace xems::datapath::bpf {
 
 struct OffloadSetup {
   std::unique_ptr<XdpLoader> loader;  ///< null: forward in userspace only
+  std::unique_ptr<nl::NextHopCache> next_hops;  ///< egress device and MACs for the outputs
   UniqueFd pin_lock;                  ///< flock on the pin root: one daemon per instance
   std::string fallback_reason;        ///< why offload=auto runs without XDP ("" if it has it)
   std::string detail;                 ///< for `statistics`: devices and attach modes, or why not

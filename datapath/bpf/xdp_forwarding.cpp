@@ -215,8 +215,11 @@ Status XdpForwardingTable::update(const FlowSpec& spec, bool relearn) {
   f.spec = spec;
   f.spec.counters = counters;  // the counters stay with the flow (as in the engine)
   if (relearn) {
+    // A new learning window: only packets XDP forwards from now on can confirm the endpoint.
     f.confirmed.reset();
-    f.learn_expected.reset();
+    refreshCounters(spec.id, f);
+    f.learn_base = f.kernel_packets;
+    publishLearning(f);
     // The worker forgets its latch when it applies this update, a moment from now; until it
     // publishes that, FlowCounters::learned still shows the old endpoint. Ignore that value.
     std::lock_guard lock(counters->mu);
@@ -309,9 +312,46 @@ void XdpForwardingTable::onLatchEvents() {
   }
 }
 
+void XdpForwardingTable::publishLearning(const Flow& f) {
+  FlowCounters& c = *f.spec.counters;
+  std::lock_guard lock(c.mu);
+  if (f.has_slot && !f.confirmed && f.learn_expected &&
+      f.learn_expected == f.spec.source.advertised) {
+    c.kernel_learning = f.learn_expected;
+    c.kernel_stats_slot = f.stats_idx;
+    c.kernel_learn_base = f.learn_base;
+  } else {
+    c.kernel_learning.reset();
+  }
+}
+
+std::optional<SockAddr> XdpForwardingTable::kernelConfirmed(const XdpFlowTable& maps,
+                                                            const FlowCounters& c) {
+  std::optional<SockAddr> ep;
+  uint32_t slot = 0;
+  uint64_t base = 0;
+  {
+    std::lock_guard lock(c.mu);
+    if (!c.kernel_learning) {
+      return std::nullopt;
+    }
+    ep = c.kernel_learning;
+    slot = c.kernel_stats_slot;
+    base = c.kernel_learn_base;
+  }
+  auto st = maps.stats(slot);
+  if (st.ok() && st->packets > base) {
+    return ep;
+  }
+  return std::nullopt;
+}
+
 void XdpForwardingTable::confirm(FlowId id, Flow& f, const SockAddr& endpoint) {
+  XLOG_DEBUG(kMedia, "xdp: flow {}: peer {} confirmed by XDP-forwarded packets",
+             f.spec.local.toString(), endpoint.toString());
   f.confirmed = endpoint;
   ++stats_.confirmed;
+  publishLearning(f);
   FlowSpec s = f.spec;
   s.source.latched = endpoint;
   auto st = inner_->update(s, false);
@@ -460,7 +500,18 @@ void XdpForwardingTable::reconcile(FlowId, Flow& f) {
               value.error().message);
     return;
   }
+  // LEARN mode: remember since when XDP forwards this source (confirmation counts from there).
+  const std::optional<SockAddr> learn =
+      e.mode == SourceMode::kLearn ? e.expected_src : std::nullopt;
+  auto noteLearn = [&] {
+    if (!(learn == f.learn_expected)) {
+      f.learn_expected = learn;
+      f.learn_base = f.kernel_packets;
+      publishLearning(f);
+    }
+  };
   if (f.in_map && f.written && sameValue(*f.written, *value)) {
+    noteLearn();
     return;
   }
   auto ver = maps_.upsert(e);
@@ -471,13 +522,12 @@ void XdpForwardingTable::reconcile(FlowId, Flow& f) {
     return;
   }
   ++stats_.upserts;
+  XLOG_DEBUG(kMedia, "xdp: flow {} -> mode {} expected {} out {} offload {}", f.spec.local.toString(),
+             static_cast<int>(e.mode), e.expected_src ? e.expected_src->toString() : "-",
+             e.rtp_out ? e.rtp_out->dst.toString() : "-", e.offload);
   f.in_map = true;
   f.written = *value;
-  std::optional<SockAddr> learn = e.mode == SourceMode::kLearn ? e.expected_src : std::nullopt;
-  if (!(learn == f.learn_expected)) {
-    f.learn_expected = learn;
-    f.learn_base = f.kernel_packets;
-  }
+  noteLearn();
   f.spec.counters->kernelized.store(e.offload && e.rtp_out.has_value(),
                                     std::memory_order_relaxed);
 }

@@ -114,6 +114,10 @@ class XdpForwardingTable final : public ForwardingTable {
   /// Handles the latch events queued by the workers (call when latchEvents()->fd() is readable).
   void onLatchEvents();
 
+  /// For EngineOptions::latch_veto (any thread): the advertised endpoint of a flow in its
+  /// learning window if XDP has forwarded packets from it since the window began, else nullopt.
+  static std::optional<SockAddr> kernelConfirmed(const XdpFlowTable& maps, const FlowCounters& c);
+
   /// True if the flow has an entry that lets XDP forward it now.
   bool kernelized(FlowId id) const;
   const XdpOffloadStats& offloadStats() const { return stats_; }
@@ -142,6 +146,7 @@ class XdpForwardingTable final : public ForwardingTable {
   void refreshCounters(FlowId id, Flow& f);
   void confirm(FlowId id, Flow& f, const SockAddr& endpoint);
   void linkUsers(FlowId id, const FlowSpec* old_spec, const FlowSpec& new_spec);
+  void publishLearning(const Flow& f);
   std::optional<uint32_t> takeSlot();
 
   std::unique_ptr<ForwardingTable> inner_;

@@ -1,6 +1,7 @@
 #include "datapath/netlink/next_hop.h"
 
 #include <linux/neighbour.h>
+#include <time.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -56,7 +57,7 @@ using CbPtr = std::unique_ptr<nl_cb, CbFree>;
 Status setTimeouts(nl_sock* sock) {
   timeval tv{};
   tv.tv_sec = NextHopCache::kTimeoutMs / 1000;
-  tv.tv_usec = (NextHopCache::kTimeoutMs % 1000) * 1000;
+  tv.tv_usec = static_cast<suseconds_t>(NextHopCache::kTimeoutMs % 1000) * 1000;
   const int fd = nl_socket_get_fd(sock);
   for (const int opt : {SO_RCVTIMEO, SO_SNDTIMEO}) {
     if (::setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) != 0) {
@@ -393,7 +394,8 @@ void NextHopCache::fail(const std::string& what) {
 std::optional<NextHop> NextHopCache::lookup(const IpAddr& src, const IpAddr& dst) {
   lookups_.fetch_add(1, std::memory_order_relaxed);
   if (dst.isNone() || dst.isAny() || src.family() != dst.family()) {
-    fail("lookup from " + src.toString() + " to " + dst.toString() + ": bad addresses");
+    auto text = [](const IpAddr& a) { return a.isNone() ? std::string("(none)") : a.toString(); };
+    fail("lookup from " + text(src) + " to " + text(dst) + ": bad addresses");
     return std::nullopt;
   }
   const PairKey key{src, dst};
@@ -433,7 +435,14 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
   if (route->encap) {
     return none("route with an encapsulation");
   }
-  const auto link = links_.find(route->oif);
+  auto link = links_.find(route->oif);
+  if (link == links_.end() || !link->second.unusable.empty()) {
+    // Devices change state (a veth's carrier settles after an XDP attach): look again now
+    // rather than keep a stale answer for a second.
+    if (dump().ok()) {
+      link = links_.find(route->oif);
+    }
+  }
   if (route->oif == 0 || link == links_.end()) {
     return none("output device " + std::to_string(route->oif) + " unknown (until refresh)");
   }
@@ -441,12 +450,56 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
     return none("output device " + std::to_string(route->oif) + ": " + link->second.unusable);
   }
   const IpAddr& next = route->gateway ? *route->gateway : dst;
-  const auto neigh = neighbours_.find(NeighKey{route->oif, next});
+  const NeighKey nkey{route->oif, next};
+  auto neigh = neighbours_.find(nkey);
+  if (neigh == neighbours_.end() && kickNeighbour(route->oif, next)) {
+    // Bounded: kResolveWaitMs in 1 ms steps, one neighbour dump each.
+    for (int waited = 0; waited < kResolveWaitMs && neigh == neighbours_.end(); ++waited) {
+      const timespec one_ms{0, 1000000};
+      ::nanosleep(&one_ms, nullptr);
+      if (dump().ok()) {
+        neigh = neighbours_.find(nkey);
+      }
+    }
+  }
   if (neigh == neighbours_.end()) {
     return none("no usable neighbour entry for " + next.toString() + " on device " +
                 std::to_string(route->oif));
   }
   return NextHop{route->oif, link->second.mac, neigh->second};
+}
+
+bool NextHopCache::kickNeighbour(uint32_t ifindex, const IpAddr& addr) {
+  if (!dump_sock_) {
+    return false;
+  }
+  std::unique_ptr<rtnl_neigh, void (*)(rtnl_neigh*)> n(rtnl_neigh_alloc(), rtnl_neigh_put);
+  if (!n) {
+    return false;
+  }
+  const int family = familyOf(addr);
+  std::unique_ptr<nl_addr, void (*)(nl_addr*)> dst(
+      nl_addr_build(family, const_cast<uint8_t*>(addr.bytes()), addr.isV4() ? 4 : 16),
+      nl_addr_put);
+  if (!dst) {
+    return false;
+  }
+  rtnl_neigh_set_ifindex(n.get(), static_cast<int>(ifindex));
+  rtnl_neigh_set_family(n.get(), family);
+  if (rtnl_neigh_set_dst(n.get(), dst.get()) < 0) {
+    return false;
+  }
+  // NTF_USE: the kernel creates the entry if needed and starts resolving it (as a packet to it
+  // would); the state in the request is not applied.
+  rtnl_neigh_set_flags(n.get(), NTF_USE);
+  const int err = rtnl_neigh_add(dump_sock_.get(), n.get(), NLM_F_CREATE | NLM_F_REPLACE);
+  if (err < 0) {
+    XLOG_DEBUG(kBpf, "next hop: resolving {} on device {}: {}", addr.toString(), ifindex,
+               nl_geterror(err));
+    return false;
+  }
+  kicks_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace xems::datapath::nl

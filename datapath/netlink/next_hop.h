@@ -45,12 +45,18 @@ bool xdpCanTransmitOn(const std::string& kind);
 
 class NextHopCache {
  public:
-  /// Receive (and send) timeout of every netlink socket: nothing here blocks the daemon longer.
+  /// Receive and send timeout of every netlink socket: no read waits longer for the kernel. A
+  /// query that times out is a failure, cached like any answer.
   static constexpr int kTimeoutMs = 200;
   /// Cached (src, dst) pairs; when full the cache is emptied (and refilled by lookups).
   static constexpr size_t kMaxCached = size_t{1} << 16;
+  /// A next hop whose neighbour entry is missing is resolved on the spot: the kernel is asked
+  /// to resolve it (RTM_NEWNEIGH with NTF_USE, an ARP/ND probe, no data to the peer) and the
+  /// lookup waits up to this long for the answer, so a new call's first packet already has its
+  /// MACs. Once per unknown neighbour (entries stay for minutes), never per packet.
+  static constexpr int kResolveWaitMs = 10;
 
-  /// Opens the route-query socket and reads links and neighbours (one dump each).
+  /// Opens the route-query and dump sockets and reads links and neighbours (one dump each).
   static Result<std::unique_ptr<NextHopCache>> open();
   ~NextHopCache();
   NextHopCache(const NextHopCache&) = delete;
@@ -127,6 +133,8 @@ class NextHopCache {
   Status dump();
   std::optional<NextHop> resolve(const IpAddr& src, const IpAddr& dst);
   void fail(const std::string& what);
+  /// Asks the kernel to resolve `addr` on `ifindex` (NTF_USE); true if the request went out.
+  bool kickNeighbour(uint32_t ifindex, const IpAddr& addr);
 
   Sock sock_;       ///< route queries: blocking, kTimeoutMs, no auto-ACK
   Sock dump_sock_;  ///< link and neighbour dumps: blocking, kTimeoutMs; null after a failure
@@ -139,6 +147,10 @@ class NextHopCache {
   std::atomic<uint64_t> lookups_{0};
   std::atomic<uint64_t> route_queries_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> kicks_{0};
+ public:
+  /// Neighbour resolutions this cache started (kResolveWaitMs).
+  uint64_t kicks() const { return kicks_.load(std::memory_order_relaxed); }
 };
 
 }  // namespace xems::datapath::nl

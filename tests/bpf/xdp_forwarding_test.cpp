@@ -250,6 +250,53 @@ TEST_F(XdpForwardingTest, ForwardedAdvertisedSourceConfirmsAndLocks) {
   EXPECT_EQ(counters_[kA]->kernel_dropped_source.load(), 1u);
 }
 
+// The order CallRegistry programs an offer and its answer in: Alice's flow first without a
+// destination, then Bob's, then both again with relearn (neither has latched). Alice's entry is
+// rewritten by Bob's update before her own relearn arrives with an unchanged value.
+TEST_F(XdpForwardingTest, ConfirmationAfterTheRegistrysAnswerSequence) {
+  FlowSpec a = spec(kA, kOurA, kB, kAlice);
+  ASSERT_TRUE(table_->add(a, UniqueFd()).ok());
+  FlowSpec b = spec(kB, kOurB, kA, kBob);
+  ASSERT_TRUE(table_->add(b, UniqueFd()).ok());
+  ASSERT_TRUE(table_->update(b, true).ok());
+  ASSERT_TRUE(table_->update(a, true).ok());
+  ASSERT_EQ(run(fromAlice(), env_->a_if), XDP_REDIRECT);
+  ASSERT_EQ(run(fromBob(), env_->b_if), XDP_REDIRECT);
+  table_->poll();
+  EXPECT_EQ(table_->offloadStats().confirmed, 2u);
+  EXPECT_EQ(entry(kOurA).src_mode, XEMS_SRC_STRICT);
+  EXPECT_EQ(entry(kOurB).src_mode, XEMS_SRC_STRICT);
+  EXPECT_EQ(run(fromNat(), env_->a_if), XDP_DROP);
+}
+
+TEST_F(XdpForwardingTest, RelearnNeedsNewPacketsToConfirm) {
+  addCall();
+  ASSERT_EQ(run(fromAlice(), env_->a_if), XDP_REDIRECT);
+  FlowSpec a = spec(kA, kOurA, kB, kAlice);
+  ASSERT_TRUE(table_->update(a, true).ok());  // re-INVITE: a new window before the poll
+  table_->poll();
+  EXPECT_EQ(table_->offloadStats().confirmed, 0u);  // that packet was before the window
+  ASSERT_EQ(run(fromAlice(1001), env_->a_if), XDP_REDIRECT);
+  table_->poll();
+  EXPECT_EQ(table_->offloadStats().confirmed, 1u);
+}
+
+// What a worker asks (EngineOptions::latch_veto) before it latches a source XDP never showed it.
+TEST_F(XdpForwardingTest, WorkersCanSeeThatXdpHeardThePeer) {
+  addCall();
+  auto confirmed = [&] { return XdpForwardingTable::kernelConfirmed(tester_->table(), *counters_[kA]); };
+  EXPECT_FALSE(confirmed().has_value());  // nothing forwarded yet: a NAT'd peer may latch
+  ASSERT_EQ(run(fromAlice(), env_->a_if), XDP_REDIRECT);
+  ASSERT_TRUE(confirmed().has_value());
+  EXPECT_EQ(*confirmed(), kAlice);
+  ASSERT_TRUE(table_->update(spec(kA, kOurA, kB, kAlice), true).ok());  // a new window
+  EXPECT_FALSE(confirmed().has_value());
+  ASSERT_EQ(run(fromAlice(1001), env_->a_if), XDP_REDIRECT);
+  EXPECT_TRUE(confirmed().has_value());
+  table_->poll();  // confirmed by the table: nothing left for the workers to ask
+  EXPECT_FALSE(confirmed().has_value());
+}
+
 TEST_F(XdpForwardingTest, WorkerLatchOverruledWhenPeerAlreadySpokeThroughXdp) {
   addCall();
   ASSERT_EQ(run(fromAlice(), env_->a_if), XDP_REDIRECT);

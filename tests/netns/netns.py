@@ -55,8 +55,12 @@ class Topology:
                 run("ip", "-n", ns, "link", "set", dev, "up")
             # The phones' ends get GRO, which gives a veth NAPI: only then does it take frames
             # that XDP on the xems side redirects into its peer (as any NIC does).
+            # They also compute UDP checksums themselves, as a NIC does before the wire: a veth
+            # would otherwise hand over a partial checksum, which XDP on the far side cannot
+            # see as such (the receiver then drops the redirected frame).
             for ns, dev in ((self.caller, "c0"), (self.callee, "e0")):
-                run("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", check=False)
+                run("ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tx", "off",
+                    check=False)
             # A second caller-side address: the "attacker" on the same LAN.
             run("ip", "-n", self.caller, "addr", "add", "192.0.2.66/24", "dev", "c0")
             run("ip", "-n", self.caller, "route", "add", "default", "via", "192.0.2.1")

@@ -156,6 +156,7 @@ class NetnsXdpFallbackTest(NetnsRelayTest):
         self.assertEqual(st["datapath"]["offloadfallback"], 1)
         warnings = [line for line in self.read_log().splitlines() if "XDP offload unavailable" in line]
         self.assertEqual(len(warnings), 1, self.read_log())
+        self.assertIn("x0", warnings[0])  # the device whose attach was refused
 
     def test_offload_on_fails_hard(self):
         self.proc.send_signal(signal.SIGTERM)

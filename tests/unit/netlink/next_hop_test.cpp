@@ -78,10 +78,11 @@ std::string readFile(const char* path) {
   return s;
 }
 
+// Opens a NextHopCache as `NextHopCache& var` (the test fails if it cannot).
 #define XEMS_OPEN_CACHE(var)                                      \
   auto var##_opened = NextHopCache::open();                       \
   ASSERT_TRUE(var##_opened.ok()) << var##_opened.error().message; \
-  NextHopCache& var = **var##_opened
+  NextHopCache& var = **var##_opened  // NOLINT(bugprone-macro-parentheses): a declarator
 
 TEST(NextHopTest, XdpTransmitKinds) {
   EXPECT_TRUE(xdpCanTransmitOn(""));

@@ -52,12 +52,13 @@ inline std::string inPrivateNetns(const std::function<void()>& fn) {
   return why;
 }
 
-#define XEMS_IN_NETNS(body)                                                      \
-  do {                                                                           \
-    const std::string why_ = ::xems::datapath::nl::nltest::inPrivateNetns(body); \
-    if (!why_.empty()) {                                                         \
-      GTEST_SKIP() << why_;                                                      \
-    }                                                                            \
+// Variadic: the lambda may contain commas outside parentheses (braced initializers).
+#define XEMS_IN_NETNS(...)                                                              \
+  do {                                                                                  \
+    const std::string why_ = ::xems::datapath::nl::nltest::inPrivateNetns(__VA_ARGS__); \
+    if (!why_.empty()) {                                                                \
+      GTEST_SKIP() << why_;                                                             \
+    }                                                                                   \
   } while (0)
 
 inline IpAddr ip(const char* text) {
