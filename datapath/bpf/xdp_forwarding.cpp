@@ -195,7 +195,12 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
     f.confirmed = adopted_peer;
     inner_spec.source.latched = adopted_peer;
   }
-  XEMS_TRY_STATUS(inner_->add(std::move(inner_spec), std::move(socket)));
+  if (Status st = inner_->add(std::move(inner_spec), std::move(socket)); !st) {
+    if (f.has_slot && !f.in_map) {
+      free_slots_.push_back(f.stats_idx);  // a fresh slot goes back; an adopted one stays
+    }
+    return st;
+  }
   auto [it, inserted] = flows_.insert_or_assign(id, std::move(f));
   linkUsers(id, nullptr, it->second.spec);
   refreshCounters(id, it->second);

@@ -98,13 +98,9 @@ std::optional<IpAddr> ipFromAttr(int family, const void* data, size_t len) {
 }
 
 // What a route query got back.
-struct RouteReply {
-  int error = 0;  // errno of the kernel's NLMSG_ERROR answer; the fields below are unset
-  uint8_t type = RTN_UNSPEC;
-  uint32_t oif = 0;
-  std::optional<IpAddr> gateway;  // RTA_GATEWAY, or RTA_VIA (an IPv4 route via an IPv6 router)
-  bool encap = false;             // RTA_ENCAP: an lwtunnel (MPLS, SRv6, ...) XDP cannot do
-};
+// gateway: RTA_GATEWAY, or RTA_VIA (an IPv4 route via an IPv6 router); encap: RTA_ENCAP, an
+// lwtunnel (MPLS, SRv6, ...) XDP cannot do.
+using RouteReply = NextHopCache::RouteInfo;
 
 struct Query {
   uint32_t seq = 0;
@@ -375,6 +371,9 @@ void NextHopCache::refresh() {
   }
   failed_this_period_ = false;
   cache_.clear();
+  if (++periods_ % kRoutePeriods == 0 || routes_.size() >= kMaxCached) {
+    routes_.clear();
+  }
   if (auto st = dump(); !st) {
     fail("re-reading links and neighbours (keeping the previous ones): " + st.error().message);
   }
@@ -405,7 +404,6 @@ std::optional<NextHop> NextHopCache::lookup(const IpAddr& src, const IpAddr& dst
   if (cache_.size() >= kMaxCached) {
     cache_.clear();
   }
-  route_queries_.fetch_add(1, std::memory_order_relaxed);
   auto hop = resolve(src, dst);
   cache_.emplace(key, hop);
   return hop;
@@ -416,7 +414,16 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
     XLOG_DEBUG(kBpf, "next hop from {} to {}: none, {}", src.toString(), dst.toString(), why);
     return std::nullopt;
   };
-  auto route = queryRoute(sock_.get(), src, dst);
+  Result<RouteReply> route = RouteReply{};
+  if (auto it = routes_.find(PairKey{src, dst}); it != routes_.end()) {
+    *route = it->second;
+  } else {
+    route_queries_.fetch_add(1, std::memory_order_relaxed);
+    route = queryRoute(sock_.get(), src, dst);
+    if (route) {
+      routes_.emplace(PairKey{src, dst}, *route);
+    }
+  }
   if (!route) {
     fail("route from " + src.toString() + " to " + dst.toString() + ": " + route.error().message);
     return std::nullopt;

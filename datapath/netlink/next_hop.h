@@ -55,6 +55,19 @@ class NextHopCache {
   /// lookup waits up to this long for the answer, so a new call's first packet already has its
   /// MACs. Once per unknown neighbour (entries stay for minutes), never per packet.
   static constexpr int kResolveWaitMs = 10;
+  /// Route answers are kept this many refresh() periods (neighbours and links are re-read every
+  /// period): routes rarely change, and a route query per peer per second would cost more than
+  /// everything else the daemon does for an idle call.
+  static constexpr uint32_t kRoutePeriods = 10;
+  /// What a route query said, as kept between refreshes.
+  struct RouteInfo {
+    int error = 0;  ///< errno of the kernel's NLMSG_ERROR answer; the fields below are unset
+    uint8_t type = 0;
+    uint32_t oif = 0;
+    std::optional<IpAddr> gateway;
+    bool encap = false;
+  };
+
 
   /// Opens the route-query and dump sockets and reads links and neighbours (one dump each).
   static Result<std::unique_ptr<NextHopCache>> open();
@@ -83,6 +96,8 @@ class NextHopCache {
   /// Errors are logged and counted, never thrown; on one, the previous links and neighbours are
   /// kept.
   void refresh();
+  /// Forgets the route answers now instead of after kRoutePeriods (a route change event).
+  void forgetRoutes() { routes_.clear(); cache_.clear(); }
 
   /// lookup() calls.
   uint64_t lookups() const { return lookups_.load(std::memory_order_relaxed); }
@@ -141,6 +156,8 @@ class NextHopCache {
   Links links_;
   Neighbours neighbours_;
   std::unordered_map<PairKey, std::optional<NextHop>, PairKeyHash> cache_;
+  std::unordered_map<PairKey, RouteInfo, PairKeyHash> routes_;
+  uint32_t periods_ = 0;
   /// One warning per run of failures (refresh periods with one); the rest log at debug level.
   bool warned_ = false;
   bool failed_this_period_ = false;

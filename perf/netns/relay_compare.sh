@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of rtpengine (userspace, --table=-1) and xemsd (userspace) through
-# network namespaces:
+# Side-by-side benchmark of rtpengine (userspace, --table=-1), xemsd (userspace, --offload=off)
+# and xemsd with its XDP fast path (--offload=on) through network namespaces:
 #
 #   [gen ns] xg0 10.201.1.2 ==veth== xra 10.201.1.1 [relay ns]
 #                                    [relay ns] 10.201.2.1 xrb ==veth== xs0 10.201.2.2 [sink ns]
@@ -11,19 +11,26 @@
 # socket in the relay namespace (ng on 127.0.0.1). For each relay it measures:
 #   - ng ops/s (offer+answer+delete cycles) at concurrency 1 and 32, on loopback;
 #   - the highest packet rate with < 0.1 % loss, by bisection over trials of a few seconds;
-#   - relay CPU ns per forwarded packet (utime+stime from /proc).
-# Output: a markdown table on stdout and in OUT/relay_compare.md, and OUT/relay_compare.json.
+#   - relay CPU ns per forwarded packet (utime+stime from /proc): the relay process, or for
+#     xemsd-xdp the NAPI thread of xra that runs the XDP program, pinned to the relay's CPU.
+# xg0 and xs0 get `ethtool -K gro on tx off` (NAPI + real checksums, as a NIC), which XDP
+# redirection into them needs. Output: a markdown table on stdout and in OUT/relay_compare.md,
+# and OUT/relay_compare.json.
 #
-# --smoke: low rate (500 pps, 10 streams, 2 s), both relays, asserts zero loss and a working ng
-# cycle; exit 0 pass, 1 fail, 77 skipped (not root, no netns, or no relay available).
+# --smoke: low rate (500 pps, 10 streams, 2 s), every relay, asserts zero loss and a working ng
+# cycle, and that xemsd-xdp forwarded the packets in XDP (its datapath.counters.forwarded);
+# exit 0 pass, 1 fail, 77 skipped (not root, no netns, or no relay available). xemsd-xdp is
+# skipped, not failed, where bpffs cannot be mounted or XDP cannot be attached.
 #
-# Usage: relay_compare.sh [--smoke] [--build DIR] [--out DIR] [--relays "rtpengine xemsd"]
-# Environment (all optional): XEMS_PERF, XEMSD, RTPENGINE (binaries), RELAY_THREADS (1),
-#   RELAY_CPU (1), HARNESS_CPU (0), STREAM_PPS (50: calls = rate / 50), MAX_STREAMS (4000),
-#   STREAMS (a fixed number of calls instead), TRIAL_SECONDS (3), SEARCH_MIN (5000),
-#   SEARCH_MAX (2000000), START_PPS (20000), BUDGET (170 s per relay), LOSS_MAX (0.1),
-#   LATENCY_MAX_MS (50: also report the highest rate whose p99 one-way delay stays below),
-#   REPEATS (1: repeat every measurement; the table shows the median and min-max),
+# Usage: relay_compare.sh [--smoke] [--build DIR] [--out DIR]
+#                         [--relays "rtpengine xemsd xemsd-xdp"]
+# Environment (all optional): XEMS_PERF, XEMSD, XEMSCTL, RTPENGINE (binaries), RELAY_THREADS (1),
+#   RELAY_CPU (1), HARNESS_CPU (0), XDP_NAPI_CPU (RELAY_CPU; "off" = leave XDP in the softirq of
+#   the sending CPU, relay CPU then not measured), STREAM_PPS (50: calls = rate / 50),
+#   MAX_STREAMS (4000), STREAMS (a fixed number of calls instead), TRIAL_SECONDS (3),
+#   SEARCH_MIN (5000), SEARCH_MAX (2000000), START_PPS (20000), BUDGET (170 s per relay),
+#   LOSS_MAX (0.1), LATENCY_MAX_MS (50: also report the highest rate whose p99 one-way delay
+#   stays below), REPEATS (1: repeat every measurement; the table shows the median and min-max),
 #   NG_CALLS_C1 (2000), NG_CALLS_C32 (10000), LOG_LEVEL (4), XEMSD_EXTRA_ARGS,
 #   RTPENGINE_EXTRA_ARGS.
 set -euo pipefail
@@ -34,7 +41,7 @@ repo=$(cd "$here/../.." && pwd)
 smoke=0
 build="$repo/build"
 out=""
-relays="rtpengine xemsd"
+relays="rtpengine xemsd xemsd-xdp"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -44,7 +51,7 @@ while [ $# -gt 0 ]; do
     --out=*) out=${1#--out=} ;;
     --relays) relays=$2; shift ;;
     --relays=*) relays=${1#--relays=} ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "relay_compare: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -69,6 +76,12 @@ if [ -z "$xemsd_bin" ]; then
     if [ -f "$c" ] && [ -x "$c" ]; then xemsd_bin=$c; break; fi
   done
 fi
+xemsctl_bin=${XEMSCTL:-}
+if [ -z "$xemsctl_bin" ]; then
+  for c in "$build/tools/xemsctl" "$build/tools/xemsctl/xemsctl"; do
+    if [ -f "$c" ] && [ -x "$c" ]; then xemsctl_bin=$c; break; fi
+  done
+fi
 
 relay_threads=${RELAY_THREADS:-1}
 log_level=${LOG_LEVEL:-4}
@@ -84,6 +97,10 @@ else
   relay_cpu=""; harness_cpu=""
   pin_relay=(); pin_harness=()
 fi
+# XDP runs where the veth's NAPI runs: by default in the softirq of the CPU that sent the frame,
+# i.e. the harness's. A threaded NAPI for xra pinned to the relay's CPU plays the part of a NIC
+# whose receive interrupt goes to the relay's CPU, and makes its CPU time measurable.
+xdp_napi_cpu=${XDP_NAPI_CPU:-$relay_cpu}
 
 # Full mode: calls follow the rate at STREAM_PPS packets/s each (50 = one direction of a G.711
 # 20 ms call), so "max pps" is also "max one-way G.711 streams x 50". STREAMS=K instead fixes K.
@@ -120,6 +137,8 @@ relay_b_ip=10.201.2.1
 sink_ip=10.201.2.2
 
 relay_pid=""
+cpu_pid=""   # whose /proc/PID/stat is the relay's CPU in the packet trials
+bpffs=""     # bpffs mounted for xemsd-xdp's pinned maps and links (a temporary directory)
 # shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
   local rc=$?
@@ -131,6 +150,11 @@ cleanup() {
   for ns in "$ns_gen" "$ns_relay" "$ns_sink"; do
     ip netns del "$ns" 2> /dev/null || true
   done
+  # Unmounting drops whatever a killed xemsd left pinned (its XDP links die with the veths).
+  if [ -n "$bpffs" ]; then
+    umount "$bpffs" 2> /dev/null || true
+    rmdir "$bpffs" 2> /dev/null || true
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -151,6 +175,42 @@ setup_topology() {
   ip -n "$ns_relay" link set xra up
   ip -n "$ns_relay" link set xrb up
   ip -n "$ns_sink" link set xs0 up
+  # The generator's and the sink's ends behave like real hosts' NICs. GRO gives a veth a NAPI,
+  # and only then does it accept frames that XDP on the peer redirects into it (xrb -> xs0).
+  # "tx off": the sender computes UDP checksums itself, as a NIC does before the wire; a veth
+  # would otherwise hand over a partial checksum, which XDP cannot see as such, and the receiver
+  # drops the redirected frame. Harmless for the userspace relays.
+  veth_ok=1
+  local ns dev
+  for nd in "$ns_gen:xg0" "$ns_sink:xs0"; do
+    ns=${nd%%:*}; dev=${nd#*:}
+    if ! ip netns exec "$ns" ethtool -K "$dev" gro on tx off > /dev/null 2>&1; then
+      log "cannot set 'gro on tx off' on $dev (ethtool missing?): xemsd-xdp will be skipped"
+      veth_ok=0
+    fi
+  done
+}
+
+# veth_stats: one line "ns/dev counter value" per drop or error counter of the four veth ends
+# (ip link statistics, plus the veth driver's per-queue XDP counters from ethtool -S).
+veth_stats() {
+  local nd ns dev
+  for nd in "$ns_gen:xg0" "$ns_relay:xra" "$ns_relay:xrb" "$ns_sink:xs0"; do
+    ns=${nd%%:*}; dev=${nd#*:}
+    for c in rx_dropped tx_dropped rx_errors tx_errors; do
+      echo "$dev $c $(ip netns exec "$ns" cat "/sys/class/net/$dev/statistics/$c" 2> /dev/null \
+        || echo 0)"
+    done
+    ip netns exec "$ns" ethtool -S "$dev" 2> /dev/null \
+      | awk -v d="$dev" '$1 ~ /(drop|err)/ { sub(":", "", $1); print d, $1, $2 }' || true
+  done
+}
+
+# veth_drops_json BEFORE AFTER: the counters that grew, as a JSON object {"dev counter": delta}.
+veth_drops_json() {
+  awk 'NR == FNR { a[$1 " " $2] = $3; next }
+       { d = $3 - a[$1 " " $2]; if (d > 0) { printf "%s\"%s %s\": %d", sep, $1, $2, d; sep = ", " } }
+       BEGIN { printf "{" } END { print "}" }' "$1" "$2"
 }
 
 # start_relay NAME: starts the relay in the relay namespace, pinned, and waits for "pong".

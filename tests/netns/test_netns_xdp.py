@@ -126,6 +126,45 @@ class NetnsXdpTest(NetnsRelayTest):
         self.assertEqual(drain(callee, 0.5), [])
 
 
+    def test_second_daemon_on_the_same_pin_root_is_refused(self):
+        args = [a for a in self.xemsd_args() if not a.startswith(("--listen-ng", "--state-dir"))]
+        r = subprocess.run(self.topo.exec_args(self.topo.xems) + args +
+                           ["--listen-ng=127.0.0.1:2224"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("another xemsd uses", r.stdout + r.stderr)
+        # The first one is untouched.
+        caller, callee, to_caller, to_callee = self.call("two", "192.0.2.2", "198.51.100.2")
+        self.exchange(caller, callee, to_caller, to_callee, n=50)
+
+
+class NetnsXdpTimeoutTest(NetnsXdpTest):
+    """Media that only XDP sees keeps a call alive; when it stops, the call times out."""
+
+    def xemsd_args(self):
+        return [a for a in super().xemsd_args() if a != "--delete-delay=0"] + [
+            "--timeout=2", "--delete-delay=0"]
+
+    def test_kernel_forwarded_media_keeps_the_call_alive(self):
+        caller, callee, to_caller, to_callee = self.call("to", "192.0.2.2", "198.51.100.2")
+        t_end = time.monotonic() + 4.0
+        seq = 0
+        while time.monotonic() < t_end:  # 4 s at 50 pps each way, twice the timeout
+            caller.sendto(rtp_packet(seq, ssrc=0xCA11), to_caller)
+            callee.sendto(rtp_packet(seq, ssrc=0xCA1E), to_callee)
+            seq += 1
+            time.sleep(0.02)
+        q = self.ng.request("query", call_id="to")
+        self.assertEqual(q["result"], "ok", q)
+        self.assertEqual(stream(q, "a")["kernel stats"]["packets"], stream(q, "a")["stats"]["packets"])
+        self.assertGreater(stream(q, "a")["kernel stats"]["packets"], 150)
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline and self.ng.request("list")["calls"]:
+            time.sleep(0.2)
+        self.assertEqual(self.ng.request("list")["calls"], [])
+        self.assertGreaterEqual(self.statistics()["totalstatistics"]["timeoutsessions"], 1)
+
+
 class NetnsXdpFallbackTest(NetnsRelayTest):
     """--offload=auto where XDP is refused: another program already owns x0 (attached through
     netlink, which a bpf_link attach cannot replace). xemsd warns once and relays in userspace."""

@@ -96,8 +96,9 @@ void printQuery(const std::string& call_id, const Value& r) {
   if (tags == nullptr || !tags->isDict()) {
     return;
   }
-  fmt::print("{:<18} {:>3} {:<5} {:<4} {:<22} {:<22} {:>9} {:>11} {:>9} {:>7}\n", "tag", "m",
-             "type", "comp", "local", "endpoint", "packets", "bytes", "forwarded", "foreign");
+  fmt::print("{:<18} {:>3} {:<5} {:<4} {:<22} {:<22} {:>9} {:>11} {:>9} {:>9} {:>7}\n", "tag",
+             "m", "type", "comp", "local", "endpoint", "packets", "bytes", "forwarded", "xdp",
+             "foreign");
   for (const auto& [tag, t] : tags->dict()) {
     const Value* medias = t.find("medias");
     if (medias == nullptr || !medias->isList()) {
@@ -114,11 +115,20 @@ void printQuery(const std::string& call_id, const Value& r) {
         std::string comp = flags && flags->isList() && !flags->list().empty()
                                ? std::string(flags->list().front().asString())
                                : "-";
-        fmt::print("{:<18} {:>3} {:<5} {:<4} {:<22} {:<22} {:>9} {:>11} {:>9} {:>7}\n", tag,
+        const Value* ks = s.find("kernel stats");
+        bool kernelized = false;
+        if (flags != nullptr && flags->isList()) {
+          for (const auto& f : flags->list()) {
+            kernelized |= f.isString() && f.asString() == "kernelized";
+          }
+        }
+        // xdp: packets XDP forwarded without the worker; '*' marks a stream offloaded now.
+        std::string xdp = str(ks ? ks->find("packets") : nullptr) + (kernelized ? "*" : "");
+        fmt::print("{:<18} {:>3} {:<5} {:<4} {:<22} {:<22} {:>9} {:>11} {:>9} {:>9} {:>7}\n", tag,
                    str(m.find("index")), str(m.find("type")), comp,
                    fmt::format("{}:{}", str(s.find("local address")), str(s.find("local port"))),
                    endpoint(s.find("endpoint")), str(st ? st->find("packets") : nullptr),
-                   str(st ? st->find("bytes") : nullptr), str(s.find("forwarded")),
+                   str(st ? st->find("bytes") : nullptr), str(s.find("forwarded")), xdp,
                    str(s.find("dropped foreign source")));
       }
     }
