@@ -9,6 +9,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -111,6 +112,16 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
   if (d->latch_events_) {
     add(d->latch_events_->fd());
   }
+  if (d->xdp_ != nullptr) {
+    auto mon = datapath::nl::LinkMonitor::open();
+    if (mon) {
+      d->links_ = std::move(*mon);
+      add(d->links_->fd());
+    } else {
+      XLOG_WARN(kCore, "no link/address notifications ({}): re-created devices will not get "
+                "XDP again until a restart", mon.error().message);
+    }
+  }
   for (const auto& i : cfg.interfaces) {
     XLOG_INFO(kCore, "interface {}: {} advertised as {}", i.name, i.local.toString(),
               i.advertised.toString());
@@ -209,6 +220,55 @@ datapath::DatapathInfo Daemon::datapathInfo() const {
   return info;
 }
 
+void Daemon::retryAttach() {
+  for (auto it = detached_.begin(); it != detached_.end();) {
+    auto link = datapath::nl::linkByName(*it);
+    if (!link) {
+      ++it;  // not back yet
+      continue;
+    }
+    // A device that just appeared may refuse XDP for a moment (still being set up): the next
+    // link event or tick tries again.
+    auto r = offload_.loader->reattach(*it, link->ifindex);
+    if (!r) {
+      XLOG_DEBUG(kCore, "XDP device {} (ifindex {}): attach failed, retrying: {}", *it,
+                 link->ifindex, r.error().message);
+      ++it;
+      continue;
+    }
+    if (*r) {
+      XLOG_INFO(kCore, "XDP device {} is back (ifindex {}): XDP attached again", *it,
+                link->ifindex);
+    }
+    it = detached_.erase(it);
+  }
+}
+
+void Daemon::onLinkEvents() {
+  bool relevant = false;
+  for (const auto& ev : links_->drain()) {
+    using Kind = datapath::nl::LinkMonitor::Event::Kind;
+    const auto& atts = offload_.loader->attachments();
+    const bool ours = std::any_of(atts.begin(), atts.end(),
+                                  [&](const auto& a) { return a.ifname == ev.ifname; });
+    relevant = relevant || ours || ev.kind == Kind::kOverrun || ev.kind == Kind::kAddrNew ||
+               ev.kind == Kind::kAddrDel;
+    if (ev.kind == Kind::kLinkDel && ours) {
+      XLOG_WARN(kCore, "XDP device {} is gone; it gets XDP again when it comes back", ev.ifname);
+      detached_.insert(ev.ifname);
+    } else if (ev.kind == Kind::kLinkNew && ours) {
+      detached_.insert(ev.ifname);  // checked below: cheap if it is still attached
+    }
+  }
+  retryAttach();
+  if (relevant && offload_.next_hops) {
+    // Routes, neighbours and devices may have changed under the entries: check them all now.
+    offload_.next_hops->forgetRoutes();
+    offload_.next_hops->refresh();
+    xdp_->poll();
+  }
+}
+
 void Daemon::reload() {
   std::vector<const char*> argv;
   for (const auto& a : argv_) {
@@ -244,9 +304,14 @@ int Daemon::run() {
         uint64_t expirations;
         (void)!::read(fd, &expirations, sizeof expirations);
         if (offload_.next_hops) {
+          if (!detached_.empty()) {
+            retryAttach();
+          }
           offload_.next_hops->refresh();  // routes and neighbours for this tick's re-check
         }
         registry_->tick();
+      } else if (links_ && fd == links_->fd()) {
+        onLinkEvents();
       } else if (latch_events_ && fd == latch_events_->fd()) {
         xdp_->onLatchEvents();
       } else if (fd == signals_.get()) {

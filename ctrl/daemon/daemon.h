@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "datapath/bpf/offload.h"
 #include "datapath/bpf/xdp_forwarding.h"
 #include "datapath/forwarding_table.h"
+#include "datapath/netlink/netlink.h"
 
 namespace xems {
 
@@ -37,6 +39,8 @@ class Daemon {
  private:
   Daemon() = default;
   void reload();
+  void onLinkEvents();
+  void retryAttach();
   Status openJournal();
   datapath::DatapathInfo datapathInfo() const;
 
@@ -47,6 +51,8 @@ class Daemon {
   datapath::bpf::OffloadSetup offload_;
   std::shared_ptr<datapath::bpf::LatchQueue> latch_events_;
   datapath::bpf::XdpForwardingTable* xdp_ = nullptr;
+  std::unique_ptr<datapath::nl::LinkMonitor> links_;  // XDP devices coming and going
+  std::set<std::string> detached_;                     // XDP devices to (re)attach
   std::unique_ptr<datapath::ForwardingTable> table_;
   UniqueFd state_lock_;                             // flock on <state-dir>/xemsd.lock
   std::unique_ptr<session::StateJournal> journal_;  // outlives registry_ (it erases on end)

@@ -9,6 +9,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -154,6 +155,8 @@ Result<std::unique_ptr<XdpLoader>> XdpLoader::open(const XdpLoaderOptions& opts)
     return std::move(table).error();
   }
   loader->table_ = std::move(*table);
+  loader->allow_generic_ = opts.allow_generic;
+  loader->ifnames_ = opts.interfaces;
 
   for (const auto& [name, idx] : ifaces) {
     auto st = loader->attach(name, idx, opts.allow_generic);
@@ -296,6 +299,26 @@ Status XdpLoader::detachAll() {
   }
   XLOG_INFO(kBpf, "XDP relay detached, pins under {} removed", pin_root_);
   return first;
+}
+
+Result<bool> XdpLoader::reattach(const std::string& ifname, uint32_t ifindex) {
+  if (std::find(ifnames_.begin(), ifnames_.end(), ifname) == ifnames_.end()) {
+    return XEMS_INVALID(ifname + " is not one of the XDP devices");
+  }
+  auto it = std::find_if(attachments_.begin(), attachments_.end(),
+                         [&](const XdpAttachment& a) { return a.ifname == ifname; });
+  if (it != attachments_.end()) {
+    if (it->ifindex == ifindex && it->link) {
+      auto info = linkInfo(it->link.get());
+      if (info.ok() && info->xdp.ifindex == ifindex) {
+        return false;  // still attached
+      }
+    }
+    (void)table_.removeTxPort(it->ifindex);
+    attachments_.erase(it);  // closes the old (defunct) link; attach() replaces its pin
+  }
+  XEMS_TRY_STATUS(attach(ifname, ifindex, allow_generic_));
+  return true;
 }
 
 bool XdpLoader::nativeMode(const std::string& ifname) const {

@@ -70,6 +70,12 @@ class XdpLoader {
   /// tries everything.
   Status detachAll();
 
+  /// Makes sure the program runs on `ifname`, now `ifindex` (a link event: the device was
+  /// re-created, e.g. a driver reload or a veth set up again). Nothing happens if its link is
+  /// still attached there; otherwise the old link is dropped and a new one attached and pinned.
+  /// @return whether a new link was attached, or why it could not be.
+  Result<bool> reattach(const std::string& ifname, uint32_t ifindex);
+
   /// True if the program runs in driver (native) mode on ifname; false for generic mode or an
   /// interface this loader does not handle.
   bool nativeMode(const std::string& ifname) const;
@@ -84,6 +90,8 @@ class XdpLoader {
   Status attach(const std::string& ifname, uint32_t ifindex, bool allow_generic);
 
   std::string pin_root_;
+  bool allow_generic_ = true;
+  std::vector<std::string> ifnames_;  // the configured devices, attached or not right now
   Skeleton<xdp_relay> skel_;
   XdpFlowTable table_;
   std::vector<XdpAttachment> attachments_;

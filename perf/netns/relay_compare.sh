@@ -214,22 +214,29 @@ veth_drops_json() {
 }
 
 # start_relay NAME: starts the relay in the relay namespace, pinned, and waits for "pong".
+# Returns 1 if it does not answer (2 for xemsd-xdp refusing to start because XDP cannot attach).
 start_relay() {
   local name=$1
   local common=(--interface="a/$relay_a_ip" --interface="b/$relay_b_ip"
     --listen-ng="127.0.0.1:$ng_port" --port-min=20000 --port-max=59999 --foreground
     --num-threads="$relay_threads" --log-level="$log_level" --delete-delay=0)
-  local cmd
+  local cmd extra=()
   case "$name" in
     rtpengine)
       # shellcheck disable=SC2206
       cmd=("$rtpengine_bin" --table=-1 --log-stderr "${common[@]}" ${RTPENGINE_EXTRA_ARGS:-}) ;;
     xemsd)
-      local extra=()
-      # Force the userspace path once xemsd knows the option (XDP is measured separately).
+      # Force the userspace path once xemsd knows the option (XDP is xemsd-xdp).
       if timeout 5 "$xemsd_bin" --help 2>&1 | grep -q -- '--offload'; then
         extra+=(--offload=off)
       fi
+      # shellcheck disable=SC2206
+      cmd=("$xemsd_bin" "${common[@]}" "${extra[@]}" ${XEMSD_EXTRA_ARGS:-}) ;;
+    xemsd-xdp)
+      # XDP on both veth ends or nothing (=on: no silent fallback to userspace). The pins go to
+      # our own bpffs: `ip netns exec` gives the relay a private /sys.
+      extra+=(--offload=on --xdp-interface=xra --xdp-interface=xrb
+        --bpf-pin-root="$bpffs/xems")
       # shellcheck disable=SC2206
       cmd=("$xemsd_bin" "${common[@]}" "${extra[@]}" ${XEMSD_EXTRA_ARGS:-}) ;;
   esac
@@ -238,13 +245,49 @@ start_relay() {
   # `ip netns exec` and `taskset` exec in place, so $! is the relay's own PID.
   ip netns exec "$ns_relay" "${pin_relay[@]}" "${cmd[@]}" > "$out/$name.log" 2>&1 &
   relay_pid=$!
-  if ! "$xems_perf" ping --netns "$ns_relay" --target "127.0.0.1:$ng_port" --wait-ms 8000 \
-      > /dev/null 2>&1; then
+  cpu_pid=$relay_pid
+  local answered=0
+  for _ in $(seq 16); do
+    if "$xems_perf" ping --netns "$ns_relay" --target "127.0.0.1:$ng_port" --wait-ms 500 \
+        > /dev/null 2>&1; then
+      answered=1; break
+    fi
+    kill -0 "$relay_pid" 2> /dev/null || break   # exited: no point in waiting
+  done
+  if [ "$answered" = 0 ]; then
     log "$name does not answer ping; last log lines:"
     tail -5 "$out/$name.log" >&2 || true
     stop_relay
+    if [ "$name" = xemsd-xdp ] && grep -q -- '--offload=on' "$out/$name.log"; then
+      return 2
+    fi
     return 1
   fi
+  if [ "$name" = xemsd-xdp ] && [ -n "$xdp_napi_cpu" ] && [ "$xdp_napi_cpu" != off ]; then
+    cpu_pid=$(napi_thread xra "$xdp_napi_cpu")
+    if [ -n "$cpu_pid" ]; then
+      log "xemsd-xdp: XDP on xra runs in NAPI thread $cpu_pid ($(cat "/proc/$cpu_pid/comm")," \
+        "pinned to CPU $xdp_napi_cpu); its CPU time is the relay CPU of the packet trials"
+    else
+      log "xemsd-xdp: cannot move xra's NAPI to a pinned thread: XDP runs in the softirq of" \
+        "the sending CPU, relay CPU per packet is not measured"
+    fi
+  fi
+}
+
+# napi_thread DEV CPU: switches DEV's NAPI (relay namespace) to a kernel thread ("threaded
+# NAPI"), pins the thread to CPU and prints its PID; prints nothing where that fails. The thread
+# is the one "napi/DEV-<id>" that did not exist before.
+napi_thread() {
+  local dev=$1 cpu=$2 before after pid
+  before=$(ps -eo pid=,comm= | awk -v p="napi/$dev-" 'index($2, p) == 1 { print $1 }' | sort)
+  ip netns exec "$ns_relay" sh -c "echo 1 > /sys/class/net/$dev/threaded" 2> /dev/null \
+    || return 0
+  after=$(ps -eo pid=,comm= | awk -v p="napi/$dev-" 'index($2, p) == 1 { print $1 }' | sort)
+  pid=$(comm -13 <(echo "$before") <(echo "$after") | grep -v '^$' || true)
+  [ -n "$pid" ] && [ "$(echo "$pid" | wc -l)" = 1 ] || return 0
+  taskset -p -c "$cpu" "$pid" > /dev/null 2>&1 || return 0
+  echo "$pid"
 }
 
 stop_relay() {
@@ -255,6 +298,31 @@ stop_relay() {
     wait "$relay_pid" 2> /dev/null || true
     relay_pid=""
   fi
+  if [ -n "$cpu_pid" ]; then
+    ip netns exec "$ns_relay" sh -c "echo 0 > /sys/class/net/xra/threaded" 2> /dev/null || true
+    cpu_pid=""
+  fi
+}
+
+# mount_bpffs: a bpffs in a fresh directory under /tmp, once per run (unmounted by cleanup).
+mount_bpffs() {
+  [ -z "$bpffs" ] || return 0
+  local dir err
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/xems-perf-bpffs.XXXXXX") || return 1
+  if ! err=$(mount -t bpf bpf "$dir" 2>&1); then
+    rmdir "$dir" 2> /dev/null || true
+    log "mount -t bpf: $err"
+    return 1
+  fi
+  bpffs=$dir
+}
+
+# xems_statistics NAME: the relay's ng `statistics` (xemsd only) into OUT/NAME-statistics.json.
+xems_statistics() {
+  local name=$1
+  [ -n "$xemsctl_bin" ] || return 0
+  ip netns exec "$ns_relay" "$xemsctl_bin" --ng "127.0.0.1:$ng_port" --json statistics \
+    > "$out/$name-statistics.json" 2> /dev/null || rm -f "$out/$name-statistics.json"
 }
 
 # Cores kept busy by the rest of the host over 2 s, from /proc/stat (nothing of ours runs then).
@@ -274,7 +342,7 @@ host_busy_cores() {
 relay_args() {
   echo --ng "127.0.0.1:$ng_port" --ng-netns "$ns_relay" --gen-netns "$ns_gen" \
     --sink-netns "$ns_sink" --gen-addr "$gen_ip" --sink-addr "$sink_ip" --direction a,b \
-    --relay-pid "$relay_pid" "${stream_args[@]}" --seconds "$trial_seconds" --json
+    --relay-pid "$cpu_pid" "${stream_args[@]}" --seconds "$trial_seconds" --json
 }
 
 # measure NAME: ng benchmark at concurrency 1 and 32, then the rate search (or the smoke trial).
@@ -313,28 +381,57 @@ log "namespaces $ns_gen / $ns_relay / $ns_sink; relay on CPU ${relay_cpu:-any},"
 
 status_args=()
 load_args=()
+cpu_args=()
 failed=0
 ran=0
 for name in $relays; do
-  rm -f "$out/$name"-*.json "$out/$name.log"
+  rm -f "$out/$name".log "$out/$name"-r[0-9]*-*.json "$out/$name"-ng-smoke.json \
+    "$out/$name"-relay.json "$out/$name"-statistics.json "$out/$name"-veth.json
   case "$name" in
     rtpengine)
       if [ -z "$rtpengine_bin" ] || [ ! -x "$rtpengine_bin" ]; then
         log "SKIP rtpengine: binary not found"
         status_args+=("$name=skipped:rtpengine binary not found"); continue
       fi ;;
-    xemsd)
+    xemsd|xemsd-xdp)
       if [ -z "$xemsd_bin" ]; then
-        log "SKIP xemsd: no binary at $build/tools/xemsd (set XEMSD=path)"
+        log "SKIP $name: no binary at $build/tools/xemsd (set XEMSD=path)"
         status_args+=("$name=skipped:xemsd binary not found"); continue
       fi ;;
     *) echo "relay_compare: unknown relay $name" >&2; exit 2 ;;
   esac
-  if ! start_relay "$name"; then
+  if [ "$name" = xemsd-xdp ]; then
+    if [ "$veth_ok" != 1 ]; then
+      log "SKIP xemsd-xdp: the gen/sink veths lack 'gro on tx off' (ethtool)"
+      status_args+=("$name=skipped:ethtool -K gro on tx off failed"); continue
+    fi
+    if ! mount_bpffs; then
+      log "SKIP xemsd-xdp: cannot mount a bpffs for its pinned maps"
+      status_args+=("$name=skipped:cannot mount bpffs"); continue
+    fi
+  fi
+  veth_stats > "$out/.veth-before"
+  start_rc=0
+  start_relay "$name" || start_rc=$?
+  if [ "$start_rc" = 2 ]; then
+    log "SKIP $name: XDP cannot attach here (xemsd --offload=on refused to start; see" \
+      "$out/$name.log)"
+    status_args+=("$name=skipped:XDP cannot attach")
+    continue
+  elif [ "$start_rc" != 0 ]; then
     log "SKIP $name: it did not answer ng ping"
     status_args+=("$name=skipped:did not answer ng ping")
     continue
   fi
+  case "$name" in
+    xemsd-xdp)
+      if [ "$cpu_pid" != "$relay_pid" ]; then
+        cpu_args+=("cpu_source_$name=NAPI thread running XDP (xra), CPU $xdp_napi_cpu")
+      else
+        cpu_args+=("cpu_source_$name=")
+      fi ;;
+    *) cpu_args+=("cpu_source_$name=$name process") ;;
+  esac
   ran=$((ran + 1))
   busy_before=0
   [ "$smoke" = 1 ] || busy_before=$(host_busy_cores)
@@ -346,9 +443,42 @@ for name in $relays; do
   for r in $(seq "$repeats"); do
     measure "$name" "$r" || relay_ok=0
   done
+  case "$name" in xemsd*) xems_statistics "$name" ;; esac
+  if [ "$name" = xemsd-xdp ] && [ "$smoke" = 1 ]; then
+    # Zero loss alone would also pass if the packets had gone through userspace.
+    if ! /usr/bin/python3 - "$out/$name-statistics.json" "$out/$name-relay.json" <<'PY' >&2
+import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        st = json.load(f)
+except (OSError, ValueError) as e:
+    print(f"relay_compare: FAIL xemsd-xdp: no ng statistics ({e})")
+    sys.exit(1)
+st = st.get("statistics", st)
+dp = st.get("datapath", {})
+fwd = dp.get("counters", {}).get("forwarded", 0)
+relayed = st.get("totalstatistics", {}).get("relayedpackets", "?")
+try:
+    with open(sys.argv[2]) as f:
+        received = json.load(f)["trials"][0]["received"]
+except (OSError, ValueError, KeyError, IndexError):
+    received = "?"
+print(f"relay_compare: xemsd-xdp: datapath mode {dp.get('mode')}, {fwd} of {relayed} relayed "
+      f"packets forwarded in XDP (ng statistics datapath.counters.forwarded, warm-up "
+      f"included); the sink received {received} in the measured trial")
+if dp.get("mode") != "xdp" or not fwd:
+    print("relay_compare: FAIL xemsd-xdp: nothing was forwarded in XDP")
+    sys.exit(1)
+PY
+    then
+      status_args+=("$name=failed:nothing forwarded in XDP")
+      relay_ok=2
+      failed=1
+    fi
+  fi
   if [ "$relay_ok" = 1 ]; then
     status_args+=("$name=ok")
-  else
+  elif [ "$relay_ok" = 0 ]; then
     status_args+=("$name=failed")
     failed=1
   fi
@@ -357,6 +487,12 @@ for name in $relays; do
     failed=1
   fi
   stop_relay
+  veth_stats > "$out/.veth-after"
+  veth_drops_json "$out/.veth-before" "$out/.veth-after" > "$out/$name-veth.json"
+  rm -f "$out/.veth-before" "$out/.veth-after"
+  if [ "$(cat "$out/$name-veth.json")" != "{}" ]; then
+    log "$name: veth drop/error counters grew: $(cat "$out/$name-veth.json")"
+  fi
   [ "$smoke" = 1 ] || load_args+=("busy_before_${name}=$busy_before")
 done
 
@@ -368,7 +504,7 @@ mode=full
   "loss_max_pct=$loss_max" "latency_max_ms=$latency_max_ms" "repeats=$repeats" \
   "kernel=$(uname -r)" \
   "rtpengine_version=$("${rtpengine_bin:-false}" --version 2> /dev/null | head -1 || true)" \
-  "${load_args[@]}" --status "${status_args[@]}" || failed=1
+  "${load_args[@]}" "${cpu_args[@]}" --status "${status_args[@]}" || failed=1
 
 if [ "$ran" = 0 ]; then
   skip "no relay available to measure"

@@ -11,7 +11,13 @@ import re
 import statistics
 import sys
 
-RELAYS = ("rtpengine", "xemsd")
+RELAYS = ("rtpengine", "xemsd", "xemsd-xdp")
+# Ratio columns (numerator, denominator), shown when both relays were measured or requested.
+RATIOS = (("xemsd", "rtpengine"), ("xemsd-xdp", "rtpengine"), ("xemsd-xdp", "xemsd"))
+# Rows whose figure is the relay's CPU in the packet trials: "n/a" where nothing measured it
+# (xemsd-xdp without its pinned NAPI thread: XDP then runs in the sending CPU's softirq).
+PACKET_CPU_KEYS = ("ns_per_packet", "relay_cpu_util", "ns_per_packet_latency_bounded",
+                   "relay_cpu_util_latency_bounded", "ns_per_packet_ref")
 
 
 def load(path):
@@ -92,6 +98,44 @@ def aggregate(reps):
     return out
 
 
+def datapath_figures(doc):
+    """From xemsctl --json statistics after the run: where the packets were forwarded."""
+    if not doc:
+        return None
+    st = doc.get("statistics", doc)
+    dp = st.get("datapath") or {}
+    total = st.get("totalstatistics") or {}
+    return {
+        "mode": dp.get("mode"),
+        "detail": dp.get("detail"),
+        "xdp_forwarded": (dp.get("counters") or {}).get("forwarded"),
+        "relayed_packets": total.get("relayedpackets"),
+        "kernel_packets": total.get("kernelpackets"),
+    }
+
+
+def datapath_cell(entry):
+    dp = get(entry, "datapath")
+    if not dp or not dp.get("mode"):
+        return "–"
+    if dp["mode"] != "xdp":
+        return dp["mode"]
+    fwd, rel = dp.get("xdp_forwarded"), dp.get("relayed_packets")
+    text = "xdp: {:,.0f}".format(fwd or 0)
+    if rel:
+        text += " of {:,.0f} ({:.0f} %)".format(rel, 100.0 * (fwd or 0) / rel)
+    return text
+
+
+def veth_cell(entry):
+    v = get(entry, "veth_drops")
+    if v is None:
+        return "–"
+    if not v:
+        return "0"
+    return ", ".join(f"{k} {n:,}" for k, n in sorted(v.items()))
+
+
 def rep_files(out_dir, name, suffix):
     files = glob.glob(os.path.join(out_dir, f"{name}-r*-{suffix}.json"))
     return sorted(files, key=lambda f: int(re.search(r"-r(\d+)-", f).group(1)))
@@ -145,6 +189,8 @@ def main():
     }
     for name in RELAYS:
         entry = {"status": status.get(name, "not requested")}
+        if meta.get(f"cpu_source_{name}") is not None:
+            entry["packet_cpu_source"] = meta[f"cpu_source_{name}"] or None
         if a.mode == "smoke":
             relay = load(os.path.join(a.out, f"{name}-relay.json"))
             if relay and relay.get("trials"):
@@ -160,10 +206,25 @@ def main():
                 [ng_figures(load(f)) for f in rep_files(a.out, name, "ng-c32")])
             entry["relay"] = aggregate(
                 [relay_figures(load(f)) for f in rep_files(a.out, name, "relay")])
+        entry["datapath"] = datapath_figures(load(os.path.join(a.out, f"{name}-statistics.json")))
+        entry["veth_drops"] = load(os.path.join(a.out, f"{name}-veth.json"))
         report["relays"][name] = entry
 
-    r = report["relays"]["rtpengine"]
-    x = report["relays"]["xemsd"]
+    rel = report["relays"]
+    # Columns: the relays asked for (all three when the caller did not say).
+    cols = [n for n in RELAYS if rel[n]["status"] != "not requested"] or list(RELAYS)
+    pairs = [(n, d) for n, d in RATIOS if n in cols and d in cols]
+
+    def cpu_na(name, path):
+        return path[-1] in PACKET_CPU_KEYS and get(rel[name], "packet_cpu_source") is None and \
+            f"cpu_source_{name}" in meta
+
+    def fig(name, path):
+        return None if cpu_na(name, path) else get(rel[name], *path)
+
+    def cellc(name, path, spec):
+        return "n/a" if cpu_na(name, path) else cell(rel[name], path, spec)
+
     loss = meta.get("loss_max_pct", "0.1")
     lines = []
     if a.mode == "full":
@@ -197,26 +258,32 @@ def main():
              "ns_per_packet_ref"),
             ("  first-trial rate, pps", ("relay", "ref_pps"), "{:,.0f}", None),
         ]
-        ratios = {}
-        lines.append("| metric | rtpengine | xemsd | xemsd / rtpengine |")
-        lines.append("|---|---:|---:|---:|")
+        ratios = {f"{n}/{d}": {} for n, d in pairs}
+        lines.append("| metric | " + " | ".join(cols) + " | " +
+                     " | ".join(f"{n} / {d}" for n, d in pairs) + " |")
+        lines.append("|---|" + "---:|" * (len(cols) + len(pairs)))
         # A rate the harness could not push past is a lower bound, and so is its ratio.
         limited = {"max_pps": ("relay", "generator_limited"),
                    "max_pps_latency_bounded": ("relay", "generator_limited_latency_bounded")}
         for label, path, spec, key in rows:
-            rt = ratio(get(x, *path), get(r, *path)) if key else None
-            text = ""
-            if key:
-                ratios[key] = rt
-                text = "–" if rt is None else f"{rt:.2f}"
-                if rt is not None and key in limited:
-                    if get(x, *limited[key]) and not get(r, *limited[key]):
-                        text = "≥ " + text
-                    elif get(r, *limited[key]) and not get(x, *limited[key]):
-                        text = "≤ " + text
-                    elif get(r, *limited[key]):
-                        text = "? " + text
-            lines.append(f"| {label} | {cell(r, path, spec)} | {cell(x, path, spec)} | {text} |")
+            ratio_cells = []
+            for n, d in pairs:
+                text = ""
+                if key:
+                    rt = ratio(fig(n, path), fig(d, path))
+                    ratios[f"{n}/{d}"][key] = rt
+                    text = "–" if rt is None else f"{rt:.2f}"
+                    if rt is not None and key in limited:
+                        ln, ld = get(rel[n], *limited[key]), get(rel[d], *limited[key])
+                        if ln and not ld:
+                            text = "≥ " + text
+                        elif ld and not ln:
+                            text = "≤ " + text
+                        elif ld:
+                            text = "? " + text
+                ratio_cells.append(text)
+            lines.append(f"| {label} | " + " | ".join(cellc(c, path, spec) for c in cols) +
+                         " | " + " | ".join(ratio_cells) + " |")
 
         def errors(e):
             if not get(e, "ng_c1") and not get(e, "ng_c32"):
@@ -225,28 +292,49 @@ def main():
                                    (get(e, "ng_c32", "errors") or 0))
 
         def anomalies(e):
-            rel = get(e, "relay")
-            if not rel:
+            r = get(e, "relay")
+            if not r:
                 return "–"
-            return "{:.0f} / {:.0f} / {:.0f}".format(rel["reordered_total"],
-                                                     rel["duplicates_total"],
-                                                     rel["wrong_source_total"])
-        lines.append(f"| ng errors + timeouts (c1 + c32) | {errors(r)} | {errors(x)} | |")
-        lines.append(f"| reordered / duplicated / wrong-source packets, all trials | "
-                     f"{anomalies(r)} | {anomalies(x)} | |")
-        report["ratios_xems_over_rtpengine"] = ratios
+            return "{:.0f} / {:.0f} / {:.0f}".format(r["reordered_total"],
+                                                     r["duplicates_total"],
+                                                     r["wrong_source_total"])
+
+        def cpu_source(name):
+            e = rel[name]
+            if "packet_cpu_source" not in e:
+                return "–"
+            return e["packet_cpu_source"] or "not measured"
+        extra = [("relay CPU in the packet trials is", cpu_source),
+                 ("datapath: packets forwarded in XDP of all relayed (whole run)",
+                  lambda n: datapath_cell(rel[n])),
+                 ("ng errors + timeouts (c1 + c32)", lambda n: errors(rel[n])),
+                 ("reordered / duplicated / wrong-source packets, all trials",
+                  lambda n: anomalies(rel[n])),
+                 ("veth drops / errors (xg0, xra, xrb, xs0), whole run",
+                  lambda n: veth_cell(rel[n]))]
+        for label, fn in extra:
+            lines.append(f"| {label} | " + " | ".join(fn(c) for c in cols) + " |" +
+                         " |" * len(pairs))
+        report["ratios"] = ratios
+        if "xemsd/rtpengine" in ratios:
+            report["ratios_xems_over_rtpengine"] = ratios["xemsd/rtpengine"]
     else:
-        lines.append("| smoke | rtpengine | xemsd |")
-        lines.append("|---|---|---|")
+        lines.append("| smoke | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
         for label, key in (("sent", "sent"), ("received", "received"), ("lost", "lost"),
                            ("reordered", "reordered"), ("wrong source", "wrong_source")):
-            lines.append(f"| {label} | {cell(r, ('smoke', key), '{:,.0f}')} | "
-                         f"{cell(x, ('smoke', key), '{:,.0f}')} |")
-        lines.append(f"| ng cycles ok | {cell(r, ('ng', 'completed'), '{:,.0f}')} | "
-                     f"{cell(x, ('ng', 'completed'), '{:,.0f}')} |")
+            lines.append(f"| {label} | " +
+                         " | ".join(cell(rel[c], ("smoke", key), "{:,.0f}") for c in cols) + " |")
+        lines.append("| ng cycles ok | " +
+                     " | ".join(cell(rel[c], ("ng", "completed"), "{:,.0f}") for c in cols) +
+                     " |")
+        lines.append("| datapath: forwarded in XDP of relayed (ng statistics) | " +
+                     " | ".join(datapath_cell(rel[c]) for c in cols) + " |")
+        lines.append("| veth drops / errors | " + " | ".join(veth_cell(rel[c]) for c in cols) +
+                     " |")
     lines.append("")
-    for name in RELAYS:
-        lines.append(f"- {name}: {report['relays'][name]['status']}")
+    for name in cols:
+        lines.append(f"- {name}: {rel[name]['status']}")
     h = meta
     reps = int(h.get("repeats", "1") or 1)
     if a.mode == "full" and reps > 1:
@@ -262,15 +350,23 @@ def main():
         streams = f"{streams} calls per trial (one RTP stream each), fresh calls every trial"
     lines.append(f"- {streams}; {h.get('trial_seconds', '?')} s per trial; 172-byte RTP packets "
                  f"(PCMU, 160-byte payload)")
-    for name in RELAYS:
+    if "xemsd-xdp" in cols and a.mode == "full":
+        src = get(rel["xemsd-xdp"], "packet_cpu_source")
+        lines.append("- xemsd-xdp forwards in XDP, in the kernel, not in xemsd's threads: "
+                     + (f"its relay CPU is that of the {src} (XDP plus delivery to the sink's "
+                        "socket), while the userspace relays' figures leave out the kernel "
+                        "receive path that runs on the harness CPU" if src else
+                        "its relay CPU per packet was not measured (n/a)")
+                     + "; its ng figures are xemsd's own")
+    for name in cols:
         if h.get(f"busy_before_{name}"):
             lines.append(f"- other processes' CPU just before {name} started: "
                          f"{h[f'busy_before_{name}']} cores")
-        rel = get(report["relays"][name], "relay")
-        if rel and rel.get("other_cpu_max") is not None:
-            busy = rel["other_cpu_max"] > 0.1
+        rr = get(rel[name], "relay")
+        if rr and rr.get("other_cpu_max") is not None:
+            busy = rr["other_cpu_max"] > 0.1
             lines.append(f"- other processes during the {name} trials: mean "
-                         f"{rel['other_cpu_mean']:.2f}, max {rel['other_cpu_max']:.2f} cores"
+                         f"{rr['other_cpu_mean']:.2f}, max {rr['other_cpu_max']:.2f} cores"
                          + (" (the host was not idle: rates and latencies are pessimistic; CPU "
                             "per packet/cycle is less affected)" if busy else ""))
     if h.get("rtpengine_version"):

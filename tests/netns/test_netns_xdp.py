@@ -16,6 +16,7 @@ import unittest
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
+from netns import run  # noqa: E402
 from test_netns_relay import NetnsRelayTest, XEMSD, media, sdp  # noqa: E402,F401
 from xemsd_fixture import drain, recv_all, rtp_packet  # noqa: E402
 
@@ -125,6 +126,32 @@ class NetnsXdpTest(NetnsRelayTest):
             caller.sendto(rtp_packet(seq, ssrc=0xCA11), to_caller)
         self.assertEqual(drain(callee, 0.5), [])
 
+
+    def test_recreated_device_gets_xdp_again(self):
+        """x1 disappears and comes back (a driver reload, a veth set up again): xemsd sees the
+        link event, attaches XDP to the new device and calls are forwarded by XDP again."""
+        t = self.topo
+        run("ip", "-n", t.xems, "link", "del", "x1")  # takes e0 with it
+        time.sleep(0.3)
+        run("ip", "link", "add", "x1", "netns", t.xems, "type", "veth", "peer", "e0", "netns",
+            t.callee)
+        for ns, dev, v4, v6 in ((t.xems, "x1", "198.51.100.1/24", "2001:db8:2::1/64"),
+                                (t.callee, "e0", "198.51.100.2/24", "2001:db8:2::2/64")):
+            run("ip", "-n", ns, "addr", "add", v4, "dev", dev)
+            run("ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad")
+            run("ip", "-n", ns, "link", "set", dev, "up")
+        run("ip", "-n", t.callee, "route", "add", "default", "via", "198.51.100.1")
+        run("ip", "netns", "exec", t.callee, "ethtool", "-K", "e0", "gro", "on", "tx", "off",
+            check=False)
+        deadline = time.monotonic() + 5
+        while "prog/xdp" not in run("ip", "-n", t.xems, "link", "show", "x1").stdout:
+            self.assertLess(time.monotonic(), deadline, "no XDP on the new x1:\n" + self.read_log())
+            time.sleep(0.1)
+        caller, callee, to_caller, to_callee = self.call("re", "192.0.2.2", "198.51.100.2")
+        self.exchange(caller, callee, to_caller, to_callee, n=100)
+        q = self.ng.request("query", call_id="re")
+        self.assertEqual(stream(q, "a")["kernel stats"]["packets"], 100)
+        self.assertEqual(stream(q, "b")["kernel stats"]["packets"], 100)
 
     def test_second_daemon_on_the_same_pin_root_is_refused(self):
         args = [a for a in self.xemsd_args() if not a.startswith(("--listen-ng", "--state-dir"))]
