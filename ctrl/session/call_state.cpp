@@ -139,22 +139,11 @@ int64_t spanMs(Clock::time_point from, Clock::time_point to) {
   return std::clamp<int64_t>(ms, 0, kMaxSpanMs);
 }
 
-std::optional<SockAddr> latchOf(const Stream& s) {
-  if (s.counters) {
-    std::lock_guard lock(s.counters->mu);
-    if (s.counters->learned) {
-      return s.counters->learned;
-    }
-  }
-  // Not (yet) latched again since a restart: keep what the journal had.
-  return s.restore_latch;
-}
-
 Json streamToJson(const Stream& s) {
   Json j = Json::object();
   j["local"] = addrToJson(s.local);
   j["advertised"] = addrToJson(s.advertised);
-  j["latch"] = addrToJson(latchOf(s));
+  j["latch"] = addrToJson(persistedLatch(s));
   return j;
 }
 
@@ -659,6 +648,17 @@ std::optional<std::string> bytesFromJson(const Json& j) {
     out.push_back(static_cast<char>((hi << 4) | lo));
   }
   return out;
+}
+
+std::optional<SockAddr> persistedLatch(const Stream& s) {
+  if (s.counters) {
+    std::lock_guard lock(s.counters->mu);
+    if (s.counters->learned) {
+      return s.counters->learned;
+    }
+  }
+  // Not (yet) latched again since a restart: keep what the journal had.
+  return s.restore_latch;
 }
 
 Json callToJson(const Call& call, Clock::time_point now) {

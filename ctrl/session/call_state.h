@@ -50,6 +50,10 @@ inline constexpr int kCallStateVersion = 1;
 // Serialises everything needed to rebuild `call`. The latched endpoint of a stream is taken from
 // its counters (under counters->mu) if something has latched, else from restore_latch. Never
 // throws for any Call (bytes that are not UTF-8 are hex-encoded).
+// The latched endpoint a stream's journal record keeps: the worker's latch, else the one it was
+// restored with.
+std::optional<SockAddr> persistedLatch(const Stream& s);
+
 nlohmann::json callToJson(const Call& call, Clock::time_point now);
 
 // Rebuilds a call from callToJson() output. Everything is checked (version, types, ranges, peer

@@ -14,6 +14,7 @@
 
 #include "datapath/bpf/xdp_forwarding.h"
 #include "tests/bpf/bpf_tester.h"
+#include "tests/bpf/test_network.h"
 
 namespace xems::bpftest {
 namespace {
@@ -25,24 +26,11 @@ using datapath::bpf::LatchQueue;
 using datapath::bpf::SourceMode;
 using datapath::bpf::XdpForwardingTable;
 
-SockAddr sa(const char* text) {
-  auto a = SockAddr::parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(SockAddr());
-}
 
-const SockAddr kOurA = sa("203.0.113.1:30000");
-const SockAddr kAlice = sa("203.0.113.10:40000");
 const SockAddr kAliceNat = sa("203.0.113.11:41000");
-const SockAddr kOurB = sa("192.0.2.1:30002");
-const SockAddr kBob = sa("192.0.2.20:50000");
 const SockAddr kBobNew = sa("192.0.2.20:50010");
 const SockAddr kOurA6 = sa("[2001:db8:a::1]:30010");
-const Mac kOurAMac = {0x02, 0, 0, 0, 0x0a, 0x01};
-const Mac kAliceMac = {0x02, 0, 0, 0, 0x0a, 0x10};
 const Mac kNatMac = {0x02, 0, 0, 0, 0x0a, 0x11};
-const Mac kOurBMac = {0x02, 0, 0, 0, 0x0b, 0x01};
-const Mac kBobMac = {0x02, 0, 0, 0, 0x0b, 0x20};
 
 constexpr FlowId kA = 1;  // faces Alice: what she sends goes to Bob
 constexpr FlowId kB = 2;  // faces Bob

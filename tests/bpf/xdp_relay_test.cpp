@@ -15,6 +15,7 @@
 
 #include "datapath/bpf/xdp_maps.h"
 #include "tests/bpf/bpf_tester.h"
+#include "tests/bpf/test_network.h"
 #include "tests/bpf/checksum.h"
 #include "tests/bpf/packet_builder.h"
 
@@ -29,20 +30,11 @@ using datapath::bpf::OutputSpec;
 using datapath::bpf::PayloadTypeSet;
 using datapath::bpf::SourceMode;
 
-SockAddr sa(const char* text) {
-  auto a = SockAddr::parse(text);
-  EXPECT_TRUE(a.has_value()) << text;
-  return a.value_or(SockAddr());
-}
 
 // Alice -> our A-facing sockets; our B-facing sockets -> Bob (documentation ranges).
-const SockAddr kOurA = sa("203.0.113.1:30000");
 const SockAddr kOurArtcp = sa("203.0.113.1:30001");
-const SockAddr kAlice = sa("203.0.113.10:40000");
 const SockAddr kAliceRtcp = sa("203.0.113.10:40001");
-const SockAddr kOurB = sa("192.0.2.1:30002");
 const SockAddr kOurBrtcp = sa("192.0.2.1:30003");
-const SockAddr kBob = sa("192.0.2.20:50000");
 const SockAddr kBobRtcp = sa("192.0.2.20:50001");
 const SockAddr kMallory = sa("198.51.100.66:40000");
 const SockAddr kOurA6 = sa("[2001:db8:a::1]:30000");
@@ -50,10 +42,6 @@ const SockAddr kAlice6 = sa("[2001:db8:a::10]:40000");
 const SockAddr kOurB6 = sa("[2001:db8:b::1]:30002");
 const SockAddr kBob6 = sa("[2001:db8:b::20]:50000");
 
-const Mac kOurAMac = {0x02, 0, 0, 0, 0x0a, 0x01};
-const Mac kAliceMac = {0x02, 0, 0, 0, 0x0a, 0x10};
-const Mac kOurBMac = {0x02, 0, 0, 0, 0x0b, 0x01};
-const Mac kBobMac = {0x02, 0, 0, 0, 0x0b, 0x20};
 const Mac kBobRtcpMac = {0x02, 0, 0, 0, 0x0b, 0x21};
 
 constexpr uint32_t kLoopback = 1;  // BPF_PROG_TEST_RUN's default ingress device

@@ -151,21 +151,11 @@ std::unique_ptr<Call> realisticCall(const std::vector<InterfaceSpec>& ifs, Clock
   return call;
 }
 
-std::optional<SockAddr> latchOf(const Stream& s) {
-  if (s.counters) {
-    std::lock_guard lock(s.counters->mu);
-    if (s.counters->learned) {
-      return s.counters->learned;
-    }
-  }
-  return s.restore_latch;
-}
-
 void expectStreamRestored(const Stream& got, const Stream& want, const std::string& where) {
   SCOPED_TRACE(where);
   EXPECT_EQ(got.local, want.local);
   EXPECT_EQ(got.advertised, want.advertised);
-  EXPECT_EQ(got.restore_latch, latchOf(want));
+  EXPECT_EQ(got.restore_latch, persistedLatch(want));
   EXPECT_EQ(got.id, 0U);
   EXPECT_FALSE(got.in_table);
   EXPECT_FALSE(got.pending_fd.valid());
