@@ -143,9 +143,13 @@ class ForwardingTable {
   // Blocks until every command issued so far has been applied by the workers (tests, shutdown).
   virtual void sync() = 0;
   virtual uint32_t workerCount() const = 0;
+  // Makes one flow's FlowCounters exact now where the table keeps counters outside the workers
+  // (kernel counters); cheap, for query/delete of one call. sync() is still needed for the
+  // workers' per-SSRC snapshot.
+  virtual void refreshCounters(FlowId) {}
   // Refreshes what the table keeps outside the workers (kernel counters, kernel-side latching)
   // into the FlowCounters; the session layer calls it before reading counters for timeouts
-  // (about once a second). Implied by sync().
+  // (about once a second).
   virtual void poll() {}
 };
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make perf`: checks the harness itself (xems-perf selftest), then runs the side-by-side
-# rtpengine / xemsd comparison in network namespaces (perf/netns/relay_compare.sh).
+# rtpengine / xemsd / xemsd-xdp comparison in network namespaces (perf/netns/relay_compare.sh).
 # Usage: perf/run_perf.sh BUILD_DIR [relay_compare.sh options, e.g. --smoke]
 # Results: BUILD_DIR/perf-results/relay_compare.{md,json}. Needs root for the namespaces; without
 # it the comparison is reported as skipped and the script still succeeds.

@@ -754,6 +754,7 @@ CallRegistry::DeleteResult CallRegistry::remove(const DeleteRequest& req) {
   res.found = true;
   if (req.want_stats) {
     table_.sync();  // workers publish exact per-SSRC counters
+    refreshCounters(call);
     res.info = info(call);
   }
   if (victim != nullptr && call.participants.size() > 2) {
@@ -787,6 +788,7 @@ Result<CallInfo> CallRegistry::query(std::string_view call_id) const {
     return sessionError("Unknown call-id");
   }
   table_.sync();  // workers publish exact per-SSRC counters
+  refreshCounters(*it->second);
   return info(*it->second);
 }
 
@@ -799,6 +801,18 @@ std::vector<std::string> CallRegistry::list(size_t limit) const {
     out.push_back(id);
   }
   return out;
+}
+
+void CallRegistry::refreshCounters(const Call& call) const {
+  for (const auto& p : call.participants) {
+    for (const auto& m : p->medias) {
+      for (const Stream* s : {&m.rtp, &m.rtcp}) {
+        if (s->in_table) {
+          table_.refreshCounters(s->id);
+        }
+      }
+    }
+  }
 }
 
 CallInfo CallRegistry::info(const Call& call) const {

@@ -82,6 +82,8 @@ class CallRegistry {
   void removeParticipant(Call& call, Participant* victim);
   void endCall(const std::string& call_id, EndReason reason);
   CallInfo info(const Call& call) const;
+  // Kernel counters of the call's flows, exact now (query, delete).
+  void refreshCounters(const Call& call) const;
 
   Config cfg_;
   datapath::ForwardingTable& table_;

@@ -203,7 +203,9 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
   }
   auto [it, inserted] = flows_.insert_or_assign(id, std::move(f));
   linkUsers(id, nullptr, it->second.spec);
-  refreshCounters(id, it->second);
+  if (it->second.in_map) {
+    refreshFlow(it->second);  // an adopted slot: its counters go on (a fresh one is zero)
+  }
   reconcile(id, it->second);
   reconcileUsers(id);
   return {};
@@ -222,7 +224,7 @@ Status XdpForwardingTable::update(const FlowSpec& spec, bool relearn) {
   if (relearn) {
     // A new learning window: only packets XDP forwards from now on can confirm the endpoint.
     f.confirmed.reset();
-    refreshCounters(spec.id, f);
+    refreshFlow(f);
     f.learn_base = f.kernel_packets;
     publishLearning(f);
     // The worker forgets its latch when it applies this update, a moment from now; until it
@@ -254,7 +256,7 @@ void XdpForwardingTable::remove(FlowId id) {
       ++stats_.erases;
     }
     if (f.has_slot) {
-      refreshCounters(id, f);  // the last kernel packets stay in the call's counters
+      refreshFlow(f);  // the last kernel packets stay in the call's counters
       cooling_slots_.push_back(f.stats_idx);
     }
     f.spec.counters->kernelized.store(false, std::memory_order_relaxed);
@@ -268,7 +270,16 @@ void XdpForwardingTable::remove(FlowId id) {
 
 void XdpForwardingTable::sync() {
   inner_->sync();
-  poll();
+  if (latch_events_) {
+    onLatchEvents();
+  }
+}
+
+void XdpForwardingTable::refreshCounters(FlowId id) {
+  auto it = flows_.find(id);
+  if (it != flows_.end()) {
+    refreshFlow(it->second);
+  }
 }
 
 void XdpForwardingTable::poll() {
@@ -278,7 +289,7 @@ void XdpForwardingTable::poll() {
     onLatchEvents();
   }
   for (auto& [id, f] : flows_) {
-    refreshCounters(id, f);
+    refreshFlow(f);
   }
   for (auto& [id, f] : flows_) {
     // The kernel forwarded packets from the advertised endpoint while learning: that is the peer.
@@ -302,7 +313,7 @@ void XdpForwardingTable::onLatchEvents() {
     }
     Flow& f = it->second;
     f.stale_learned.reset();  // a fresh latch, whatever it says
-    refreshCounters(id, f);
+    refreshFlow(f);
     if (!f.confirmed && f.learn_expected && f.learn_expected == f.spec.source.advertised &&
         f.kernel_packets > f.learn_base) {
       // The worker latched to another source although the peer is already sending from its
@@ -368,7 +379,7 @@ void XdpForwardingTable::confirm(FlowId id, Flow& f, const SockAddr& endpoint) {
   reconcileUsers(id);
 }
 
-void XdpForwardingTable::refreshCounters(FlowId, Flow& f) {
+void XdpForwardingTable::refreshFlow(Flow& f) {
   if (!f.has_slot) {
     return;
   }

@@ -101,6 +101,7 @@ class XdpForwardingTable final : public ForwardingTable {
   void sync() override;
   uint32_t workerCount() const override { return inner_->workerCount(); }
   void poll() override;
+  void refreshCounters(FlowId id) override;
 
   /// Where outputs get their egress device and MACs. Without it (or when it returns nullopt)
   /// every packet pays a bpf_fib_lookup(), which also needs forwarding enabled on the ingress
@@ -143,7 +144,7 @@ class XdpForwardingTable final : public ForwardingTable {
   FlowEntry desiredEntry(const Flow& f) const;
   void reconcile(FlowId id, Flow& f);
   void reconcileUsers(FlowId sink);
-  void refreshCounters(FlowId id, Flow& f);
+  void refreshFlow(Flow& f);
   void confirm(FlowId id, Flow& f, const SockAddr& endpoint);
   void linkUsers(FlowId id, const FlowSpec* old_spec, const FlowSpec& new_spec);
   void publishLearning(const Flow& f);

@@ -371,6 +371,10 @@ void NextHopCache::refresh() {
   }
   failed_this_period_ = false;
   cache_.clear();
+  wait_budget_us_ = kResolveBudgetMs * 1000;
+  if (kicked_.size() >= kMaxCached / 2) {
+    kicked_.clear();
+  }
   if (++periods_ % kRoutePeriods == 0 || routes_.size() >= kMaxCached) {
     routes_.clear();
   }
@@ -459,13 +463,23 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
   const IpAddr& next = route->gateway ? *route->gateway : dst;
   const NeighKey nkey{route->oif, next};
   auto neigh = neighbours_.find(nkey);
-  if (neigh == neighbours_.end() && kickNeighbour(route->oif, next)) {
-    // Bounded: kResolveWaitMs in 1 ms steps, one neighbour dump each.
-    for (int waited = 0; waited < kResolveWaitMs && neigh == neighbours_.end(); ++waited) {
-      const timespec one_ms{0, 1000000};
-      ::nanosleep(&one_ms, nullptr);
-      if (dump().ok()) {
-        neigh = neighbours_.find(nkey);
+  if (neigh == neighbours_.end()) {
+    auto k = kicked_.find(nkey);
+    const bool recently = k != kicked_.end() && periods_ - k->second < kKickPeriods;
+    if (!recently && kicked_.size() < kMaxCached && kickNeighbour(route->oif, next)) {
+      kicked_[nkey] = periods_;
+      // Bounded: kResolveWaitMs in 250 us steps (a LAN answers ARP/ND in well under 1 ms), one
+      // neighbour dump each, and no more than the period's budget.
+      constexpr int64_t kStepUs = 250;
+      for (int64_t waited = 0; waited < kResolveWaitMs * 1000 && wait_budget_us_ >= kStepUs &&
+                               neigh == neighbours_.end();
+           waited += kStepUs) {
+        const timespec step{0, kStepUs * 1000};
+        ::nanosleep(&step, nullptr);
+        wait_budget_us_ -= kStepUs;
+        if (dump().ok()) {
+          neigh = neighbours_.find(nkey);
+        }
       }
     }
   }

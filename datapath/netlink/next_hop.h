@@ -54,7 +54,12 @@ class NextHopCache {
   /// to resolve it (RTM_NEWNEIGH with NTF_USE, an ARP/ND probe, no data to the peer) and the
   /// lookup waits up to this long for the answer, so a new call's first packet already has its
   /// MACs. Once per unknown neighbour (entries stay for minutes), never per packet.
-  static constexpr int kResolveWaitMs = 10;
+  static constexpr int kResolveWaitMs = 5;
+  /// All such waits together take at most this long per refresh() period, and a neighbour that
+  /// did not answer is not asked again (nor waited for) for kKickPeriods periods: a dead host
+  /// on the LAN, or many of them, cannot stall the control thread.
+  static constexpr int kResolveBudgetMs = 20;
+  static constexpr uint32_t kKickPeriods = 30;
   /// Route answers are kept this many refresh() periods (neighbours and links are re-read every
   /// period): routes rarely change, and a route query per peer per second would cost more than
   /// everything else the daemon does for an idle call.
@@ -158,6 +163,8 @@ class NextHopCache {
   std::unordered_map<PairKey, std::optional<NextHop>, PairKeyHash> cache_;
   std::unordered_map<PairKey, RouteInfo, PairKeyHash> routes_;
   uint32_t periods_ = 0;
+  std::unordered_map<NeighKey, uint32_t, NeighKeyHash> kicked_;  // -> period of the last kick
+  int64_t wait_budget_us_ = kResolveBudgetMs * 1000;
   /// One warning per run of failures (refresh periods with one); the rest log at debug level.
   bool warned_ = false;
   bool failed_this_period_ = false;

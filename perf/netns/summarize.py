@@ -350,14 +350,19 @@ def main():
         streams = f"{streams} calls per trial (one RTP stream each), fresh calls every trial"
     lines.append(f"- {streams}; {h.get('trial_seconds', '?')} s per trial; 172-byte RTP packets "
                  f"(PCMU, 160-byte payload)")
-    if "xemsd-xdp" in cols and a.mode == "full":
+    if "xemsd-xdp" in cols and a.mode == "full" and rel["xemsd-xdp"]["status"] == "ok":
         src = get(rel["xemsd-xdp"], "packet_cpu_source")
-        lines.append("- xemsd-xdp forwards in XDP, in the kernel, not in xemsd's threads: "
-                     + (f"its relay CPU is that of the {src} (XDP plus delivery to the sink's "
-                        "socket), while the userspace relays' figures leave out the kernel "
-                        "receive path that runs on the harness CPU" if src else
-                        "its relay CPU per packet was not measured (n/a)")
-                     + "; its ng figures are xemsd's own")
+        if src:
+            lines.append(f"- xemsd-xdp forwards in XDP, in the kernel: its relay CPU is that of "
+                         f"the {src} (XDP, redirect and delivery to the sink's socket), while the "
+                         f"userspace relays' leave out the kernel receive path, which runs on the "
+                         f"harness CPU; its ng figures are xemsd's own")
+        else:
+            lines.append(f"- xemsd-xdp forwards in XDP, in the softirq of the CPU that sends into "
+                         f"the relay (the harness's, CPU {h.get('harness_cpu') or 'any'}), not in "
+                         f"xemsd's threads: its relay CPU per packet is n/a, its packet work "
+                         f"competes with the generator and the sink, and its ng figures are "
+                         f"xemsd's own")
     for name in cols:
         if h.get(f"busy_before_{name}"):
             lines.append(f"- other processes' CPU just before {name} started: "

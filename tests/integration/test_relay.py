@@ -4,16 +4,19 @@ Run one case: XEMSD=build/tools/xemsd python3 -m unittest tests/integration/test
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from xemsd_fixture import (Phone, Xemsd, XEMSD, drain, recv_all, rtcp_rr, rtp_packet,  # noqa: E402
                            sdp_connection, sdp_media_port)
+from ngclient import NgClient  # noqa: E402
 
 
 class RelayTest(unittest.TestCase):
@@ -395,10 +398,62 @@ class DaemonTest(unittest.TestCase):
                     "--foreground", "--pidfile", "--log-level", "--config-file"):
             self.assertIn(opt, r.stdout)
         conf = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "xemsd.conf")
-        x = Xemsd(f"--config-file={conf}")  # the flags given override the file's ng/ports
+        # The flags given override the file's ng, ports and state dir (a `make run` may hold the
+        # file's own state dir at the same time).
+        state = tempfile.mkdtemp(prefix="xemsd-state-")
+        x = Xemsd(f"--config-file={conf}", f"--state-dir={state}")
         x.start()
         self.assertTrue(x.ng.ping())
         self.assertEqual(x.stop(), 0)
+        shutil.rmtree(state, ignore_errors=True)
+
+    def test_kill9_restart_takes_the_calls_up_again(self):
+        """Userspace only (loopback): with --state-dir a killed xemsd's successor restores its
+        calls from the journal, binds the same ports, relays on and answers query/delete."""
+        state = tempfile.mkdtemp(prefix="xemsd-state-")
+        self.addCleanup(shutil.rmtree, state, True)
+        x = Xemsd(f"--state-dir={state}", "--delete-delay=0")
+        x.start()
+        a, b = Phone(), Phone()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        r = x.request("offer", call_id="k9", from_tag="a", sdp=a.sdp())
+        port_b = sdp_media_port(r["sdp"])
+        r = x.request("answer", call_id="k9", from_tag="a", to_tag="b", sdp=b.sdp())
+        port_a = sdp_media_port(r["sdp"])
+        x.request("offer", call_id="gone", from_tag="a", sdp=Phone().sdp())
+        x.request("delete", call_id="gone", from_tag="a")
+        for seq in range(20):
+            a.rtp.sendto(rtp_packet(seq, ssrc=0xA), ("127.0.0.1", port_a))
+        self.assertEqual(len(recv_all(b.rtp, 20)), 20)
+        x.proc.kill()
+        x.proc.wait(timeout=10)
+        x.log.close()
+
+        y = Xemsd(f"--state-dir={state}", "--delete-delay=0")
+        y.args = list(x.args)  # same ng port, port range and state dir
+        y.ng_port = x.ng_port
+        y.ng.close()
+        y.ng = NgClient(("127.0.0.1", x.ng_port), timeout=1.0, retries=2)
+        y.start()
+        try:
+            self.assertEqual(y.request("list")["calls"], ["k9"])
+            q = y.request("query", call_id="k9")
+            self.assertEqual(q["result"], "ok", q)
+            self.assertEqual(self.stream(q, "a")["local port"], port_a)
+            for seq in range(20, 50):
+                a.rtp.sendto(rtp_packet(seq, ssrc=0xA), ("127.0.0.1", port_a))
+            got = recv_all(b.rtp, 30)
+            self.assertEqual([int.from_bytes(d[2:4], "big") for d, _ in got], list(range(20, 50)))
+            self.assertTrue(all(src == ("127.0.0.1", port_b) for _, src in got))
+            for seq in range(10):
+                b.rtp.sendto(rtp_packet(seq, ssrc=0xB), ("127.0.0.1", port_b))
+            self.assertEqual(len(recv_all(a.rtp, 10)), 10)
+            self.assertEqual(y.request("delete", call_id="k9", from_tag="a")["result"], "ok")
+            self.assertEqual(y.request("list")["calls"], [])
+        finally:
+            self.assertEqual(y.stop(), 0)
+        x.tmp.cleanup()
 
     def test_sighup_reloads_and_sigterm_stops(self):
         x = Xemsd("--timeout=60")
