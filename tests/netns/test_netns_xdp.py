@@ -79,7 +79,13 @@ class NetnsXdpTest(NetnsRelayTest):
                                 40)
 
     def test_kill9_mid_call_loses_no_packet(self):
-        caller, callee, to_caller, to_callee = self.call("k9", "192.0.2.2", "198.51.100.2")
+        self.restart_mid_call(signal.SIGKILL, "k9")
+
+    def test_sigquit_hands_the_calls_to_the_next_run(self):
+        self.restart_mid_call(signal.SIGQUIT, "sq")
+
+    def restart_mid_call(self, sig, call_id):
+        caller, callee, to_caller, to_callee = self.call(call_id, "192.0.2.2", "198.51.100.2")
         self.exchange(caller, callee, to_caller, to_callee, n=10)
         total = 3000  # 3 s at 1000 pps; xemsd is dead for about 1 s of it
         sent = []
@@ -99,8 +105,8 @@ class NetnsXdpTest(NetnsRelayTest):
         sender = threading.Thread(target=send)
         sender.start()
         time.sleep(0.8)
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=5)
+        self.proc.send_signal(sig)
+        self.assertEqual(self.proc.wait(timeout=10), 0 if sig == signal.SIGQUIT else -sig)
         self.ng.close()
         time.sleep(0.5)
         self.start_xemsd()
@@ -112,14 +118,14 @@ class NetnsXdpTest(NetnsRelayTest):
         self.assertEqual(seqs, list(range(1000, 1000 + total)))
         self.assertEqual({src[:2] for _, src in got}, {to_callee})
         # The restarted xemsd knows the call, with the kernel's counters ...
-        q = self.ng.request("query", call_id="k9")
+        q = self.ng.request("query", call_id=call_id)
         self.assertEqual(q["result"], "ok", q)
         self.assertGreaterEqual(stream(q, "a")["stats"]["packets"], total)
         self.assertIn("kernelized", stream(q, "a")["flags"])
         # ... still relays both ways ...
         self.exchange(caller, callee, to_caller, to_callee, n=50)
         # ... and ends it on delete: nothing is forwarded afterwards.
-        r = self.ng.request("delete", call_id="k9", from_tag="a")
+        r = self.ng.request("delete", call_id=call_id, from_tag="a")
         self.assertEqual(r["result"], "ok", r)
         self.assertEqual(self.ng.request("list")["calls"], [])
         for seq in range(20):
