@@ -460,7 +460,10 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
   if (!link->second.unusable.empty()) {
     return none("output device " + std::to_string(route->oif) + ": " + link->second.unusable);
   }
-  const IpAddr& next = route->gateway ? *route->gateway : dst;
+  // Copies: the waits below re-read links_ and neighbours_, which invalidates iterators.
+  const uint32_t oif = route->oif;
+  const Mac src_mac = link->second.mac;
+  const IpAddr next = route->gateway ? *route->gateway : dst;
   const NeighKey nkey{route->oif, next};
   auto neigh = neighbours_.find(nkey);
   if (neigh == neighbours_.end()) {
@@ -487,7 +490,7 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
     return none("no usable neighbour entry for " + next.toString() + " on device " +
                 std::to_string(route->oif));
   }
-  return NextHop{route->oif, link->second.mac, neigh->second};
+  return NextHop{oif, src_mac, neigh->second};
 }
 
 bool NextHopCache::kickNeighbour(uint32_t ifindex, const IpAddr& addr) {
