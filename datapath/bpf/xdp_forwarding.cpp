@@ -168,6 +168,7 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
       f.stats_idx = v.stats_idx;
       f.has_slot = v.stats_idx < maps_.maxStatsSlots();
       f.in_map = true;
+      f.adopted = true;
       SockAddr exp = fromEndpoint(v.expected_src);
       if (f.has_slot && exp.valid()) {
         auto st = maps_.stats(f.stats_idx);
@@ -508,6 +509,16 @@ FlowEntry XdpForwardingTable::desiredEntry(const Flow& f) const {
 void XdpForwardingTable::reconcile(FlowId, Flow& f) {
   if (!f.has_slot) {
     return;  // no stats slot: this flow stays in userspace
+  }
+  if (f.adopted) {
+    // A restored call re-adds its flows one by one. The entry of the previous run keeps
+    // forwarding until the flows it sends through are back too; rewriting it earlier would send
+    // its packets up to a worker that has no sink for them yet.
+    auto missing = [&](FlowId sink) { return sink != 0 && flows_.count(sink) == 0; };
+    if (missing(f.spec.rtp_sink) || (f.spec.mux && missing(f.spec.rtcp_sink))) {
+      return;
+    }
+    f.adopted = false;
   }
   FlowEntry e = desiredEntry(f);
   auto value = encodeFlow(e, 0);

@@ -133,6 +133,7 @@ class XdpForwardingTable final : public ForwardingTable {
     bool in_map = false;
     std::optional<FlowValue> written;     // last value written, version zeroed
     std::optional<SockAddr> confirmed;    // peer endpoint confirmed by the kernel or a restart
+    bool adopted = false;                 // took over a previous run's entry, not rewritten yet
     std::optional<SockAddr> stale_learned;   // FlowCounters::learned from before a relearn
     std::optional<SockAddr> learn_expected;  // LEARN mode: the endpoint XDP forwards now
     uint64_t learn_base = 0;              // kernel packets when learn_expected went in

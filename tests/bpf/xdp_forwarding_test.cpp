@@ -401,6 +401,8 @@ TEST_F(XdpForwardingTest, RestartAdoptsEntriesAndKeepsForwarding) {
   counters_.clear();
   // The restored call: new flow ids, same sockets.
   ASSERT_TRUE(table_->add(spec(11, kOurA, 12, kAlice), UniqueFd()).ok());
+  // Alice's flow is back, Bob's not yet: her old entry must keep forwarding meanwhile.
+  ASSERT_EQ(run(fromAlice(1002), env_->a_if), XDP_REDIRECT);
   ASSERT_TRUE(table_->add(spec(12, kOurB, 11, kBob), UniqueFd()).ok());
   table_->dropUnclaimed();
   EXPECT_EQ(table_->offloadStats().claimed, 2u);
@@ -414,7 +416,7 @@ TEST_F(XdpForwardingTest, RestartAdoptsEntriesAndKeepsForwarding) {
   ASSERT_EQ(run(fromAlice(1003), env_->a_if, &out), XDP_REDIRECT);
   EXPECT_EQ(destOf(out), kBob);
   table_->poll();
-  EXPECT_EQ(counters_[11]->kernel_packets.load(), 4u);
+  EXPECT_EQ(counters_[11]->kernel_packets.load(), 5u);
 }
 
 TEST_F(XdpForwardingTest, DaemonResolvedNextHopReplacesTheFibLookup) {
