@@ -79,6 +79,7 @@ struct FlowCounters {
   std::optional<SockAddr> kernel_learning;
   uint32_t kernel_stats_slot = 0;
   uint64_t kernel_learn_base = 0;
+  uint32_t kernel_learn_version = 0;  // the entry version that must have forwarded them
 };
 
 // How a flow treats the source address of arriving packets.

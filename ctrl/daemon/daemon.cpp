@@ -77,12 +77,6 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
   }
   d->registry_ = std::make_unique<session::CallRegistry>(cfg, *d->table_);
   d->registry_->setDatapathInfo([raw = d.get()] { return raw->datapathInfo(); });
-  if (!cfg.state_dir.empty()) {
-    XEMS_TRY_STATUS(d->openJournal());
-  }
-  if (d->xdp_ != nullptr) {
-    d->xdp_->dropUnclaimed();  // entries of a previous run that no restored call took over
-  }
   d->ng_ = std::make_unique<ng::NgServer>(*d->registry_);
   XEMS_TRY_STATUS(d->ng_->listen(cfg.listen_ng));
 
@@ -121,6 +115,17 @@ Result<std::unique_ptr<Daemon>> Daemon::create(Config cfg, std::vector<std::stri
       XLOG_WARN(kCore, "no link/address notifications ({}): re-created devices will not get "
                 "XDP again until a restart", mon.error().message);
     }
+  }
+  // Calls of a previous run come back last, after every step that can fail: a start that fails
+  // must leave them (journal, XDP entries) to the next attempt rather than end them.
+  if (!cfg.state_dir.empty()) {
+    if (Status st = d->openJournal(); !st) {
+      d->keep_state_ = true;
+      return std::move(st).error();
+    }
+  }
+  if (d->xdp_ != nullptr) {
+    d->xdp_->dropUnclaimed();  // entries of a previous run that no restored call took over
   }
   for (const auto& i : cfg.interfaces) {
     XLOG_INFO(kCore, "interface {}: {} advertised as {}", i.name, i.local.toString(),
@@ -172,7 +177,9 @@ Status Daemon::openJournal() {
 Daemon::~Daemon() {
   if (keep_state_) {
     // The calls stay with the journal and the pinned maps for the next run: nothing is erased.
+    // Their latches as of now go into the journal first.
     if (registry_) {
+      registry_->persistAll();
       registry_->setJournal(nullptr);
     }
     if (xdp_ != nullptr) {

@@ -85,6 +85,7 @@ struct Call {
   Clock::time_point last_signal_mono{};
   std::optional<Clock::time_point> delete_at;
   bool answered = false;
+  uint64_t journalled_latches = 0;  // latchDigest() when the call was last journalled
 
   Participant* findTag(std::string_view tag);
   Participant* findUntagged(std::string_view via_branch);

@@ -569,10 +569,34 @@ void CallRegistry::programFlows(Call& call, Participant& a, Participant& b,
   programOneWay(call, b, &a, relearn_b);
 }
 
-void CallRegistry::persist(const Call& call) {
+uint64_t CallRegistry::latchDigest(const Call& call) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a over the latched endpoints' text
+  for (const auto& p : call.participants) {
+    for (const auto& m : p->medias) {
+      for (const Stream* s : {&m.rtp, &m.rtcp}) {
+        auto l = persistedLatch(*s);
+        const std::string t = l ? l->toString() : "-";
+        for (char c : t) {
+          h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ULL;
+        }
+        h = (h ^ 0xff) * 1099511628211ULL;
+      }
+    }
+  }
+  return h;
+}
+
+void CallRegistry::persistAll() {
+  for (auto& [id, call] : calls_) {
+    persist(*call);
+  }
+}
+
+void CallRegistry::persist(Call& call) {
   if (journal_ == nullptr) {
     return;
   }
+  call.journalled_latches = latchDigest(call);
   auto st = journal_->put(call.id, callToJson(call, time_->now()));
   if (!st) {
     XLOG_WARN(kSession, "call {}: journal: {}", call.id, st.error().message);
@@ -927,6 +951,15 @@ void CallRegistry::tick() {
     last_packets_ = g.relayed_packets;
     last_bytes_ = g.relayed_bytes;
     last_errors_ = g.relayed_errors;
+  }
+  if (journal_ != nullptr) {
+    // Latches happen between signalling events; keep them for a restart (a NAT'd peer's
+    // endpoint would otherwise be open to learning again after it).
+    for (const auto& [id, cp] : calls_) {
+      if (!cp->delete_at && latchDigest(*cp) != cp->journalled_latches) {
+        persist(*cp);
+      }
+    }
   }
   std::vector<std::pair<std::string, EndReason>> ending;
   for (const auto& [id, cp] : calls_) {

@@ -61,6 +61,8 @@ class CallRegistry {
   // restored (interface gone, port taken) are logged, dropped from the journal and skipped.
   // Returns the number restored.
   size_t restore(const std::vector<nlohmann::json>& calls);
+  // Writes every call to the journal as it is now (latches included), e.g. before a hand-over.
+  void persistAll();
   // Where stats() gets the datapath's mode and counters (the daemon knows the XDP state).
   void setDatapathInfo(std::function<datapath::DatapathInfo()> fn) { datapath_info_ = std::move(fn); }
 
@@ -74,7 +76,9 @@ class CallRegistry {
                     std::vector<bool> relearn_b);
   // a's flows only: what arrives on a's sockets goes to b (b == nullptr: nowhere yet).
   void programOneWay(Call& call, Participant& a, Participant* b, const std::vector<bool>& relearn);
-  void persist(const Call& call);
+  void persist(Call& call);
+  // A digest of the call's latched endpoints: tick() re-journals calls whose latches changed.
+  static uint64_t latchDigest(const Call& call);
   datapath::FlowSpec flowSpec(const Call& call, const Media& from, const Media& to, bool rtcp,
                               const OfferAnswerFlags* flags) const;
   void destroyParticipant(Participant& p);

@@ -101,7 +101,7 @@ void XdpForwardingTable::dropUnclaimed() {
     std::memcpy(&key, kb.data(), sizeof key);
     (void)maps_.erase(key);
     if (a.value.stats_idx < maps_.maxStatsSlots()) {
-      cooling_slots_.push_back(a.value.stats_idx);
+      cool(a.value.stats_idx);
     }
     ++stats_.stale_removed;
   }
@@ -109,6 +109,14 @@ void XdpForwardingTable::dropUnclaimed() {
     XLOG_INFO(kMedia, "xdp: removed {} flow(s) no restored call claimed", stats_.stale_removed);
   }
   adopted_.clear();
+  // Restoring is over: flows still waiting for a sink that did not come back get their own
+  // entries now.
+  for (auto& [id, f] : flows_) {
+    if (f.adopted) {
+      f.adopted = false;
+      reconcile(id, f);
+    }
+  }
 }
 
 std::optional<uint32_t> XdpForwardingTable::takeSlot() {
@@ -157,13 +165,13 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
   Flow f;
   f.spec = spec;
   std::optional<SockAddr> adopted_peer;
+  Adopted* claim = nullptr;  // marked claimed only once the engine took the flow
   auto key = makeFlowKey(spec.local);
   if (key.ok()) {
     auto it = adopted_.find(keyBytes(*key));
     if (it != adopted_.end() && !it->second.claimed) {
       // A flow of the previous run: same socket address, so take its entry and stats slot over.
-      it->second.claimed = true;
-      ++stats_.claimed;
+      claim = &it->second;
       const FlowValue& v = it->second.value;
       f.stats_idx = v.stats_idx;
       f.has_slot = v.stats_idx < maps_.maxStatsSlots();
@@ -174,7 +182,10 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
         auto st = maps_.stats(f.stats_idx);
         // STRICT means it was locked; LEARN with forwarded packets means the kernel already
         // forwarded from it. Either way it is the peer: keep it.
-        if (v.src_mode == XEMS_SRC_STRICT || (st.ok() && st->packets > 0)) {
+        // (The slot counts across versions: only a packet forwarded by this very entry says
+        // that this expected source spoke.)
+        if (v.src_mode == XEMS_SRC_STRICT ||
+            (st.ok() && st->packets > 0 && st->last_version == v.version)) {
           adopted_peer = exp;
         }
       }
@@ -197,10 +208,14 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
     inner_spec.source.latched = adopted_peer;
   }
   if (Status st = inner_->add(std::move(inner_spec), std::move(socket)); !st) {
-    if (f.has_slot && !f.in_map) {
-      free_slots_.push_back(f.stats_idx);  // a fresh slot goes back; an adopted one stays
-    }
+    if (f.has_slot && claim == nullptr) {
+      free_slots_.push_back(f.stats_idx);  // a fresh slot goes back; an adopted entry stays
+    }                                      // unclaimed, so dropUnclaimed() erases it
     return st;
+  }
+  if (claim != nullptr) {
+    claim->claimed = true;
+    ++stats_.claimed;
   }
   auto [it, inserted] = flows_.insert_or_assign(id, std::move(f));
   linkUsers(id, nullptr, it->second.spec);
@@ -245,6 +260,13 @@ Status XdpForwardingTable::update(const FlowSpec& spec, bool relearn) {
 }
 
 void XdpForwardingTable::remove(FlowId id) {
+  if (keep_entries_) {
+    // Handing over to the next run: every entry stays exactly as it is, also the ones that
+    // send through this flow (its socket closes, but XDP never needed it).
+    flows_.erase(id);
+    inner_->remove(id);
+    return;
+  }
   auto it = flows_.find(id);
   if (it != flows_.end()) {
     Flow& f = it->second;
@@ -258,7 +280,7 @@ void XdpForwardingTable::remove(FlowId id) {
     }
     if (f.has_slot) {
       refreshFlow(f);  // the last kernel packets stay in the call's counters
-      cooling_slots_.push_back(f.stats_idx);
+      cool(f.stats_idx);
     }
     f.spec.counters->kernelized.store(false, std::memory_order_relaxed);
     FlowSpec spec = f.spec;
@@ -284,8 +306,17 @@ void XdpForwardingTable::refreshCounters(FlowId id) {
 }
 
 void XdpForwardingTable::poll() {
-  free_slots_.insert(free_slots_.end(), cooling_slots_.begin(), cooling_slots_.end());
-  cooling_slots_.clear();
+  // Slots of removed flows rest at least half a second: an XDP program still holding the old
+  // entry must not count into the next flow.
+  const auto now = Clock::now();
+  auto keep = std::remove_if(cooling_slots_.begin(), cooling_slots_.end(), [&](const auto& c) {
+    if (now - c.second < std::chrono::milliseconds(500)) {
+      return false;
+    }
+    free_slots_.push_back(c.first);
+    return true;
+  });
+  cooling_slots_.erase(keep, cooling_slots_.end());
   if (latch_events_) {
     onLatchEvents();
   }
@@ -294,8 +325,7 @@ void XdpForwardingTable::poll() {
   }
   for (auto& [id, f] : flows_) {
     // The kernel forwarded packets from the advertised endpoint while learning: that is the peer.
-    if (!f.confirmed && f.learn_expected && f.learn_expected == f.spec.source.advertised &&
-        f.kernel_packets > f.learn_base) {
+    if (heardExpected(f)) {
       confirm(id, f, *f.learn_expected);
       continue;
     }
@@ -315,8 +345,7 @@ void XdpForwardingTable::onLatchEvents() {
     Flow& f = it->second;
     f.stale_learned.reset();  // a fresh latch, whatever it says
     refreshFlow(f);
-    if (!f.confirmed && f.learn_expected && f.learn_expected == f.spec.source.advertised &&
-        f.kernel_packets > f.learn_base) {
+    if (heardExpected(f)) {
       // The worker latched to another source although the peer is already sending from its
       // advertised endpoint through XDP: the worker's own rule (exact advertised locks at once)
       // would have refused it, had it seen those packets.
@@ -329,6 +358,15 @@ void XdpForwardingTable::onLatchEvents() {
   }
 }
 
+void XdpForwardingTable::cool(uint32_t slot) {
+  cooling_slots_.emplace_back(slot, Clock::now());
+}
+
+bool XdpForwardingTable::heardExpected(const Flow& f) const {
+  return !f.confirmed && f.learn_expected && f.learn_expected == f.spec.source.advertised &&
+         f.kernel_packets > f.learn_base && f.kernel_version == f.version && f.version != 0;
+}
+
 void XdpForwardingTable::publishLearning(const Flow& f) {
   FlowCounters& c = *f.spec.counters;
   std::lock_guard lock(c.mu);
@@ -337,6 +375,7 @@ void XdpForwardingTable::publishLearning(const Flow& f) {
     c.kernel_learning = f.learn_expected;
     c.kernel_stats_slot = f.stats_idx;
     c.kernel_learn_base = f.learn_base;
+    c.kernel_learn_version = f.version;
   } else {
     c.kernel_learning.reset();
   }
@@ -347,6 +386,7 @@ std::optional<SockAddr> XdpForwardingTable::kernelConfirmed(const XdpFlowTable& 
   std::optional<SockAddr> ep;
   uint32_t slot = 0;
   uint64_t base = 0;
+  uint32_t version = 0;
   {
     std::lock_guard lock(c.mu);
     if (!c.kernel_learning) {
@@ -355,9 +395,11 @@ std::optional<SockAddr> XdpForwardingTable::kernelConfirmed(const XdpFlowTable& 
     ep = c.kernel_learning;
     slot = c.kernel_stats_slot;
     base = c.kernel_learn_base;
+    version = c.kernel_learn_version;
   }
   auto st = maps.stats(slot);
-  if (st.ok() && st->packets > base) {
+  // Forwarded since the window began, and the newest one by the entry that expects exactly ep.
+  if (st.ok() && st->packets > base && version != 0 && st->last_version == version) {
     return ep;
   }
   return std::nullopt;
@@ -390,6 +432,7 @@ void XdpForwardingTable::refreshFlow(Flow& f) {
   }
   FlowCounters& c = *f.spec.counters;
   f.kernel_packets = st->packets;
+  f.kernel_version = st->last_version;
   c.kernel_packets.store(st->packets, std::memory_order_relaxed);
   c.kernel_bytes.store(st->bytes, std::memory_order_relaxed);
   c.kernel_dropped_source.store(st->foreign_drops, std::memory_order_relaxed);
@@ -507,7 +550,7 @@ FlowEntry XdpForwardingTable::desiredEntry(const Flow& f) const {
 }
 
 void XdpForwardingTable::reconcile(FlowId, Flow& f) {
-  if (!f.has_slot) {
+  if (!f.has_slot || keep_entries_) {
     return;  // no stats slot: this flow stays in userspace
   }
   if (f.adopted) {
@@ -554,7 +597,9 @@ void XdpForwardingTable::reconcile(FlowId, Flow& f) {
              e.rtp_out ? e.rtp_out->dst.toString() : "-", e.offload);
   f.in_map = true;
   f.written = *value;
+  f.version = *ver;
   noteLearn();
+  publishLearning(f);  // the version the workers' veto checks against
   f.spec.counters->kernelized.store(e.offload && e.rtp_out.has_value(),
                                     std::memory_order_relaxed);
 }

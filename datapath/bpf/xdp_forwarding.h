@@ -138,6 +138,8 @@ class XdpForwardingTable final : public ForwardingTable {
     std::optional<SockAddr> learn_expected;  // LEARN mode: the endpoint XDP forwards now
     uint64_t learn_base = 0;              // kernel packets when learn_expected went in
     uint64_t kernel_packets = 0;          // last read from the stats slot
+    uint32_t kernel_version = 0;          // the entry version that forwarded the newest packet
+    uint32_t version = 0;                 // the version this table wrote last
   };
 
   std::optional<SockAddr> latchedOf(const Flow& f) const;
@@ -149,6 +151,9 @@ class XdpForwardingTable final : public ForwardingTable {
   void confirm(FlowId id, Flow& f, const SockAddr& endpoint);
   void linkUsers(FlowId id, const FlowSpec* old_spec, const FlowSpec& new_spec);
   void publishLearning(const Flow& f);
+  void cool(uint32_t slot);
+  // LEARN mode: XDP forwarded packets from learn_expected under the entry written last.
+  bool heardExpected(const Flow& f) const;
   std::optional<uint32_t> takeSlot();
 
   std::unique_ptr<ForwardingTable> inner_;
@@ -167,7 +172,7 @@ class XdpForwardingTable final : public ForwardingTable {
   std::vector<uint32_t> free_slots_;
   // Slots of removed flows wait one poll() before reuse: an XDP program still holding the old
   // entry (RCU) must not count into a flow that got the slot a moment later.
-  std::vector<uint32_t> cooling_slots_;
+  std::vector<std::pair<uint32_t, Clock::time_point>> cooling_slots_;  // slot, since
   XdpOffloadStats stats_;
 };
 

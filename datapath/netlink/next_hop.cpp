@@ -2,6 +2,8 @@
 
 #include <linux/neighbour.h>
 #include <time.h>
+
+#include <chrono>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <net/if_arp.h>
@@ -447,12 +449,16 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
     return none("route with an encapsulation");
   }
   auto link = links_.find(route->oif);
-  if (link == links_.end() || !link->second.unusable.empty()) {
+  if ((link == links_.end() || link->second.unusable == "down") && wait_budget_us_ > 0) {
     // Devices change state (a veth's carrier settles after an XDP attach): look again now
-    // rather than keep a stale answer for a second.
+    // rather than keep a stale answer for a second. Counted against the period's budget.
+    const auto t0 = std::chrono::steady_clock::now();
     if (dump().ok()) {
       link = links_.find(route->oif);
     }
+    wait_budget_us_ -= std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count();
   }
   if (route->oif == 0 || link == links_.end()) {
     return none("output device " + std::to_string(route->oif) + " unknown (until refresh)");
@@ -473,17 +479,25 @@ std::optional<NextHop> NextHopCache::resolve(const IpAddr& src, const IpAddr& ds
       kicked_[nkey] = periods_;
       // Bounded: kResolveWaitMs in 250 us steps (a LAN answers ARP/ND in well under 1 ms), one
       // neighbour dump each, and no more than the period's budget.
+      // Sleeping and dumping both count against the budget (a big neighbour table makes each
+      // dump slower).
       constexpr int64_t kStepUs = 250;
-      for (int64_t waited = 0; waited < kResolveWaitMs * 1000 && wait_budget_us_ >= kStepUs &&
-                               neigh == neighbours_.end();
-           waited += kStepUs) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto elapsed = [&] {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::steady_clock::now() - t0)
+            .count();
+      };
+      const int64_t budget = wait_budget_us_;
+      while (neigh == neighbours_.end() && elapsed() < kResolveWaitMs * 1000 &&
+             elapsed() + kStepUs <= budget) {
         const timespec step{0, kStepUs * 1000};
         ::nanosleep(&step, nullptr);
-        wait_budget_us_ -= kStepUs;
         if (dump().ok()) {
           neigh = neighbours_.find(nkey);
         }
       }
+      wait_budget_us_ -= elapsed();
     }
   }
   if (neigh == neighbours_.end()) {

@@ -87,35 +87,41 @@ class NetnsXdpTest(NetnsRelayTest):
     def restart_mid_call(self, sig, call_id):
         caller, callee, to_caller, to_callee = self.call(call_id, "192.0.2.2", "198.51.100.2")
         self.exchange(caller, callee, to_caller, to_callee, n=10)
-        total = 3000  # 3 s at 1000 pps; xemsd is dead for about 1 s of it
-        sent = []
+        total = 3000  # 3 s at 1000 pps each way; xemsd is gone for about 1 s of it
+        sent = {"fwd": 0, "rev": 0}
 
-        def send():
+        def send(sock, dest, key, ssrc):
             t0 = time.monotonic()
             for seq in range(total):
                 delay = t0 + seq / 1000.0 - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                caller.sendto(rtp_packet(1000 + seq, ssrc=0xCA11), to_caller)
-                sent.append(seq)
+                sock.sendto(rtp_packet(1000 + seq, ssrc=ssrc), dest)
+                sent[key] += 1
 
-        got = []
-        receiver = threading.Thread(target=lambda: got.extend(recv_all(callee, total, 10.0)))
-        receiver.start()
-        sender = threading.Thread(target=send)
-        sender.start()
+        got, back = [], []
+        threads = [
+            threading.Thread(target=lambda: got.extend(recv_all(callee, total, 10.0))),
+            threading.Thread(target=lambda: back.extend(recv_all(caller, total, 10.0))),
+            threading.Thread(target=send, args=(caller, to_caller, "fwd", 0xCA11)),
+            threading.Thread(target=send, args=(callee, to_callee, "rev", 0xCA1E)),
+        ]
+        for t in threads:
+            t.start()
         time.sleep(0.8)
         self.proc.send_signal(sig)
         self.assertEqual(self.proc.wait(timeout=10), 0 if sig == signal.SIGQUIT else -sig)
         self.ng.close()
         time.sleep(0.5)
         self.start_xemsd()
-        sender.join(timeout=20)
-        receiver.join(timeout=20)
-        self.assertEqual(len(sent), total)
-        seqs = [int.from_bytes(d[2:4], "big") for d, _ in got]
-        self.assertEqual(len(got), total, f"lost {total - len(got)} of {total}")
-        self.assertEqual(seqs, list(range(1000, 1000 + total)))
+        for t in threads:
+            t.join(timeout=20)
+        self.assertEqual(sent, {"fwd": total, "rev": total})
+        for name, pkts in (("caller -> callee", got), ("callee -> caller", back)):
+            seqs = [int.from_bytes(d[2:4], "big") for d, _ in pkts]
+            self.assertEqual(len(pkts), total, f"{name}: lost {total - len(pkts)} of {total}")
+            self.assertEqual(seqs, list(range(1000, 1000 + total)), name)
+        self.assertEqual({src[:2] for _, src in back}, {to_caller})
         self.assertEqual({src[:2] for _, src in got}, {to_callee})
         # The restarted xemsd knows the call, with the kernel's counters ...
         q = self.ng.request("query", call_id=call_id)
