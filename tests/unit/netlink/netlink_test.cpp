@@ -25,6 +25,7 @@ using Kind = LinkMonitor::Event::Kind;
 using Clock = std::chrono::steady_clock;
 using nltest::ip;
 using nltest::kWait;
+using nltest::waitLinkUp;
 using nltest::sh;
 using std::chrono::milliseconds;
 
@@ -36,19 +37,6 @@ const LinkInfo* find(const std::vector<LinkInfo>& links, const std::string& name
 
 bool has(const std::vector<IpAddr>& addrs, const IpAddr& a) {
   return std::find(addrs.begin(), addrs.end(), a) != addrs.end();
-}
-
-// Operational state follows the kernel's linkwatch work, asynchronously: poll for it.
-bool waitLinkUp(const std::string& name, bool want) {
-  const auto deadline = Clock::now() + kWait;
-  do {
-    auto l = linkByName(name);
-    if (l.ok() && l->up == want) {
-      return true;
-    }
-    std::this_thread::sleep_for(milliseconds(20));
-  } while (Clock::now() < deadline);
-  return false;
 }
 
 std::string describe(const LinkMonitor::Event& e) {

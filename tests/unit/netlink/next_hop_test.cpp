@@ -36,24 +36,13 @@ using Clock = std::chrono::steady_clock;
 using Mac = std::array<uint8_t, 6>;
 using nltest::ip;
 using nltest::kWait;
+using nltest::waitLinkUp;
 using nltest::sh;
 
 constexpr Mac kXaMac{0x02, 0, 0, 0, 0, 0x01};
 constexpr Mac kPeerMac{0x02, 0, 0, 0, 0, 0x20};      // 192.0.2.20
 constexpr Mac kPeer6Mac{0x02, 0, 0, 0, 0, 0x26};     // 2001:db8:1::20
 constexpr Mac kRouterLlMac{0x02, 0, 0, 0, 0, 0x27};  // fe80::20
-
-bool waitLinkUp(const std::string& name, bool want) {
-  const auto deadline = Clock::now() + kWait;
-  do {
-    auto l = linkByName(name);
-    if (l.ok() && l->up == want) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  } while (Clock::now() < deadline);
-  return false;
-}
 
 // xa (02:00:00:00:00:01, 192.0.2.1/24, 2001:db8:1::1/64) and its peer xb, up, with permanent
 // neighbours 192.0.2.20 and 2001:db8:1::20 on xa.

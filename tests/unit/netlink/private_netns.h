@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/net.h"
+#include "datapath/netlink/netlink.h"
 
 namespace xems::datapath::nl::nltest {
 
@@ -65,6 +66,20 @@ inline IpAddr ip(const char* text) {
   auto a = IpAddr::parse(text);
   EXPECT_TRUE(a.has_value()) << text;
   return a.value_or(IpAddr{});
+}
+
+// Operational state follows the kernel's linkwatch work, asynchronously: poll for it (bounded
+// by kWait).
+inline bool waitLinkUp(const std::string& name, bool want) {
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  do {
+    auto l = linkByName(name);
+    if (l.ok() && l->up == want) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
 }
 
 }  // namespace xems::datapath::nl::nltest
