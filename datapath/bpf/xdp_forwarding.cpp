@@ -114,7 +114,7 @@ void XdpForwardingTable::dropUnclaimed() {
   for (auto& [id, f] : flows_) {
     if (f.adopted) {
       f.adopted = false;
-      reconcile(id, f);
+      reconcile(f);
     }
   }
 }
@@ -222,7 +222,7 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
   if (it->second.in_map) {
     refreshFlow(it->second);  // an adopted slot: its counters go on (a fresh one is zero)
   }
-  reconcile(id, it->second);
+  reconcile(it->second);
   reconcileUsers(id);
   return {};
 }
@@ -254,7 +254,7 @@ Status XdpForwardingTable::update(const FlowSpec& spec, bool relearn) {
   }
   Status st = inner_->update(inner_spec, relearn);
   linkUsers(spec.id, &old, f.spec);
-  reconcile(spec.id, f);
+  reconcile(f);
   reconcileUsers(spec.id);
   return st;
 }
@@ -329,7 +329,7 @@ void XdpForwardingTable::poll() {
       confirm(id, f, *f.learn_expected);
       continue;
     }
-    reconcile(id, f);  // learning windows end, latches the workers published without an event
+    reconcile(f);  // learning windows end, latches the workers published without an event
   }
 }
 
@@ -353,7 +353,7 @@ void XdpForwardingTable::onLatchEvents() {
       confirm(id, f, *f.learn_expected);
       continue;
     }
-    reconcile(id, f);
+    reconcile(f);
     reconcileUsers(id);
   }
 }
@@ -418,7 +418,7 @@ void XdpForwardingTable::confirm(FlowId id, Flow& f, const SockAddr& endpoint) {
     XLOG_WARN(kMedia, "xdp: confirming {} on flow {}: {}", endpoint.toString(),
               f.spec.local.toString(), st.error().message);
   }
-  reconcile(id, f);
+  reconcile(f);
   reconcileUsers(id);
 }
 
@@ -549,7 +549,7 @@ FlowEntry XdpForwardingTable::desiredEntry(const Flow& f) const {
   return e;
 }
 
-void XdpForwardingTable::reconcile(FlowId, Flow& f) {
+void XdpForwardingTable::reconcile(Flow& f) {
   if (!f.has_slot || keep_entries_) {
     return;  // no stats slot: this flow stays in userspace
   }
@@ -613,7 +613,7 @@ void XdpForwardingTable::reconcileUsers(FlowId sink) {
   for (FlowId u : users) {
     auto fit = flows_.find(u);
     if (fit != flows_.end()) {
-      reconcile(u, fit->second);
+      reconcile(fit->second);
     }
   }
 }

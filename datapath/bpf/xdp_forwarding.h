@@ -122,8 +122,6 @@ class XdpForwardingTable final : public ForwardingTable {
   /// True if the flow has an entry that lets XDP forward it now.
   bool kernelized(FlowId id) const;
   const XdpOffloadStats& offloadStats() const { return stats_; }
-  XdpFlowTable& maps() { return maps_; }
-  ForwardingTable& inner() { return *inner_; }
 
  private:
   struct Flow {
@@ -145,7 +143,7 @@ class XdpForwardingTable final : public ForwardingTable {
   std::optional<SockAddr> latchedOf(const Flow& f) const;
   std::optional<SockAddr> destination(const Flow& f) const;
   FlowEntry desiredEntry(const Flow& f) const;
-  void reconcile(FlowId id, Flow& f);
+  void reconcile(Flow& f);
   void reconcileUsers(FlowId sink);
   void refreshFlow(Flow& f);
   void confirm(FlowId id, Flow& f, const SockAddr& endpoint);
