@@ -224,6 +224,8 @@ int runSink(int argc, char** argv, int first) {
                         {"socket_drops", t.socket_drops},
                         {"latency_p50_us", t.latency_p50_us},
                         {"latency_p99_us", t.latency_p99_us},
+                        {"jitter_mean_us", t.jitter_mean_us},
+                        {"jitter_max_us", t.jitter_max_us},
                         {"anomalies", per}};
     fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {

@@ -546,6 +546,8 @@ nlohmann::json trialJson(const Trial& t, bool per_stream) {
       {"latency_p50_us", t.sink.latency_p50_us},
       {"latency_p99_us", t.sink.latency_p99_us},
       {"latency_max_us", t.sink.latency_max_us},
+      {"jitter_mean_us", t.sink.jitter_mean_us},
+      {"jitter_max_us", t.sink.jitter_max_us},
       {"relay_cpu_ns", t.relay_cpu_ns ? nlohmann::json(*t.relay_cpu_ns) : nullptr},
       {"relay_cpu_util", optJson(t.relayCpuUtil())},
       {"other_cpu_util", optJson(t.other_cpu_util)},

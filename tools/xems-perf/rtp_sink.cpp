@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -96,6 +97,11 @@ void Sink::account(const uint8_t* data, size_t len, const SockAddr& from, int64_
     s.any = true;
   }
   const int64_t delay_ns = now - static_cast<int64_t>(f.send_ns);
+  if (s.received > 1) {
+    const double d = std::abs(static_cast<double>(delay_ns - s.last_transit_ns));
+    s.jitter_ns += (d - s.jitter_ns) / 16.0;
+  }
+  s.last_transit_ns = delay_ns;
   ++latency_hist_[latencyBucket(delay_ns > 0 ? static_cast<uint64_t>(delay_ns) / 1000 : 0)];
 }
 
@@ -161,11 +167,20 @@ void Sink::runImpl(const std::atomic<bool>& stop) {
 
 SinkTotals Sink::totals() const {
   SinkTotals t = totals_;
+  size_t with_jitter = 0;
   for (const SinkStreamStats& s : streams_) {
+    if (s.received > 1) {
+      t.jitter_mean_us += s.jitter_ns / 1000.0;
+      t.jitter_max_us = std::max(t.jitter_max_us, s.jitter_ns / 1000.0);
+      ++with_jitter;
+    }
     t.received += s.received;
     t.duplicates += s.duplicates;
     t.reordered += s.reordered;
     t.wrong_source += s.wrong_source;
+  }
+  if (with_jitter > 0) {
+    t.jitter_mean_us /= static_cast<double>(with_jitter);
   }
   t.socket_drops = overflow_base_set_ ? overflow_seen_ - overflow_base_ : overflow_seen_;
   uint64_t n = 0;

@@ -25,6 +25,10 @@ struct SinkStreamStats {
   uint64_t wrong_source = 0;
   uint32_t highest = 0;
   bool any = false;
+  // RFC 3550 6.4.1 interarrival jitter, in ns (J += (|D| - J) / 16 over arrival order), from the
+  // probes' send times; transit of the previous packet (arrival - send).
+  double jitter_ns = 0;
+  int64_t last_transit_ns = 0;
 };
 
 struct SinkTotals {
@@ -39,6 +43,9 @@ struct SinkTotals {
   double latency_p50_us = 0;
   double latency_p99_us = 0;
   double latency_max_us = 0;
+  // RFC 3550 jitter at the end of the trial over the streams that received something.
+  double jitter_mean_us = 0;
+  double jitter_max_us = 0;
   std::string error;
 };
 
