@@ -41,7 +41,7 @@ repo=$(cd "$here/../.." && pwd)
 smoke=0
 build="$repo/build"
 out=""
-relays="rtpengine xemsd xemsd-xdp"
+relays="rtpengine xemsd xemsd-xdp kernel"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
@@ -178,6 +178,10 @@ setup_topology() {
   ip -n "$ns_relay" link set xra up
   ip -n "$ns_relay" link set xrb up
   ip -n "$ns_sink" link set xs0 up
+  # Routes through the relay namespace, for the "kernel" baseline (plain IP forwarding, enabled
+  # only while it runs); the relays are addressed on-link and never use them.
+  ip -n "$ns_gen" route add 10.201.2.0/24 via "$relay_a_ip"
+  ip -n "$ns_sink" route add 10.201.1.0/24 via "$relay_b_ip"
   # The generator's and the sink's ends behave like real hosts' NICs. GRO gives a veth a NAPI,
   # and only then does it accept frames that XDP on the peer redirects into it (xrb -> xs0).
   # "tx off": the sender computes UDP checksums itself, as a NIC does before the wire; a veth
@@ -221,6 +225,13 @@ veth_drops_json() {
 # Returns 1 if it does not answer (2 for xemsd-xdp refusing to start because XDP cannot attach).
 start_relay() {
   local name=$1
+  if [ "$name" = kernel ]; then
+    # No process: the relay namespace routes gen -> sink. Forwarding runs in the softirq of the
+    # sending CPU (veth), so there is no relay CPU to read, as for xemsd-xdp.
+    ip netns exec "$ns_relay" sysctl -qw net.ipv4.ip_forward=1
+    : > "$out/$name.log"
+    return 0
+  fi
   local common=(--interface="a/$relay_a_ip" --interface="b/$relay_b_ip"
     --listen-ng="127.0.0.1:$ng_port" --port-min=20000 --port-max=59999 --foreground
     --num-threads="$relay_threads" --log-level="$log_level" --delete-delay=0)
@@ -298,6 +309,7 @@ napi_thread() {
 }
 
 stop_relay() {
+  ip netns exec "$ns_relay" sysctl -qw net.ipv4.ip_forward=0 2> /dev/null || true
   if [ -n "$relay_pid" ]; then
     kill -TERM "$relay_pid" 2> /dev/null || true
     for _ in $(seq 50); do kill -0 "$relay_pid" 2> /dev/null || break; sleep 0.1; done
@@ -349,10 +361,16 @@ host_busy_cores() {
     printf "%.2f\n", n * (y[1] - x[1]) / t }'
 }
 
+# relay_args NAME: the `xems-perf relay` options common to every trial of relay NAME.
 relay_args() {
-  echo --ng "127.0.0.1:$ng_port" --ng-netns "$ns_relay" --gen-netns "$ns_gen" \
-    --sink-netns "$ns_sink" --gen-addr "$gen_ip" --sink-addr "$sink_ip" --direction a,b \
-    --relay-pid "$cpu_pid" "${stream_args[@]}" --seconds "$trial_seconds" --json
+  if [ "$1" = kernel ]; then
+    echo --direct
+  else
+    echo --ng "127.0.0.1:$ng_port" --ng-netns "$ns_relay" --direction a,b
+  fi
+  [ -z "$cpu_pid" ] || echo --relay-pid "$cpu_pid"
+  echo --gen-netns "$ns_gen" --sink-netns "$ns_sink" --gen-addr "$gen_ip" --sink-addr "$sink_ip" \
+    "${stream_args[@]}" --seconds "$trial_seconds" --json
 }
 
 # measure NAME: ng benchmark at concurrency 1 and 32, then the rate search (or the smoke trial).
@@ -361,13 +379,36 @@ measure() {
   local name=$1 r=$2 rc=0
   local perf=("${pin_harness[@]}" "$xems_perf")
   if [ "$smoke" = 1 ]; then
-    "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b --calls 50 \
-      --concurrency 4 --max-seconds 20 --json > "$out/$name-ng-smoke.json" || rc=1
+    if [ "$name" != kernel ]; then
+      "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b \
+        --calls 50 --concurrency 4 --max-seconds 20 --json > "$out/$name-ng-smoke.json" || rc=1
+    fi
     # shellcheck disable=SC2046
-    "${perf[@]}" relay $(relay_args) --label "$name" --pps "$start_pps" --warmup 0.5 \
+    "${perf[@]}" relay $(relay_args "$name") --label "$name" --pps "$start_pps" --warmup 0.5 \
       --expect-zero-loss > "$out/$name-relay.json" || rc=1
+    case "$name" in
+      kernel|xemsd) injected_loss "$name" || rc=1 ;;
+    esac
     return $rc
   fi
+  if [ "$name" = kernel ]; then
+    log "kernel (run $r of $repeats): no control plane to benchmark"
+  else
+    measure_ng "$name" "$r" || rc=1
+  fi
+  log "$name (run $r of $repeats): max packet rate with < $loss_max % loss (budget ${budget}s)"
+  # shellcheck disable=SC2046
+  "${perf[@]}" relay $(relay_args "$name") --label "$name" --pps "$start_pps" \
+    --search "$search_min:$search_max" --loss-max "$loss_max" --budget "$budget" \
+    --latency-max-ms "$latency_max_ms" \
+    --per-stream > "$out/$name-r$r-relay.json" || rc=1
+  return $rc
+}
+
+# measure_ng NAME REP: the ng benchmark at concurrency 1 and 32.
+measure_ng() {
+  local name=$1 r=$2 rc=0
+  local perf=("${pin_harness[@]}" "$xems_perf")
   log "$name (run $r of $repeats): ng benchmark, concurrency 1"
   "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b \
     --calls "$ng_calls_c1" --concurrency 1 --max-seconds 30 --relay-pid "$relay_pid" --json \
@@ -376,12 +417,42 @@ measure() {
   "${perf[@]}" ng --netns "$ns_relay" --target "127.0.0.1:$ng_port" --direction a,b \
     --calls "$ng_calls_c32" --concurrency 32 --max-seconds 30 --relay-pid "$relay_pid" --json \
     > "$out/$name-r$r-ng-c32.json" || rc=1
-  log "$name (run $r of $repeats): max packet rate with < $loss_max % loss (budget ${budget}s)"
+  return $rc
+}
+
+# injected_loss NAME (smoke): drops chosen packets on purpose in the relay namespace, with
+# nftables rules that count what they drop, and checks that the sink's per-stream loss equals
+# those counters exactly: stream 3 loses every 10th packet, stream 7 about 10 % at random, every
+# other stream nothing. The rules sit on the output hook (a userspace relay's own sends) and the
+# forward hook (kernel forwarding); XDP bypasses both, so xemsd-xdp is not part of this check.
+injected_loss() {
+  local name=$1 rc=0 probe='meta l4proto udp @th,160,32 0x58505246'
+  if ! command -v nft > /dev/null; then
+    log "FAIL $name: nft (nftables) missing, cannot inject loss"
+    return 1
+  fi
+  ip netns exec "$ns_relay" nft -f - <<NFT || { log "FAIL $name: cannot load nftables rules"; return 1; }
+table inet xpinject {
+  chain outchain {
+    type filter hook output priority 0; policy accept;
+    $probe @th,224,32 3 numgen inc mod 10 == 0 counter drop comment "stream 3"
+    $probe @th,224,32 7 numgen random mod 100 < 10 counter drop comment "stream 7"
+  }
+  chain fwdchain {
+    type filter hook forward priority 0; policy accept;
+    $probe @th,224,32 3 numgen inc mod 10 == 0 counter drop comment "stream 3"
+    $probe @th,224,32 7 numgen random mod 100 < 10 counter drop comment "stream 7"
+  }
+}
+NFT
   # shellcheck disable=SC2046
-  "${perf[@]}" relay $(relay_args) --label "$name" --pps "$start_pps" \
-    --search "$search_min:$search_max" --loss-max "$loss_max" --budget "$budget" \
-    --latency-max-ms "$latency_max_ms" \
-    --per-stream > "$out/$name-r$r-relay.json" || rc=1
+  "${pin_harness[@]}" "$xems_perf" relay $(relay_args "$name") --label "$name, loss injected" \
+    --pps "$start_pps" --warmup 0 --per-stream > "$out/$name-injected.json" || true
+  ip netns exec "$ns_relay" nft -j list table inet xpinject > "$out/$name-injected-nft.json" \
+    || rc=1
+  ip netns exec "$ns_relay" nft delete table inet xpinject || rc=1
+  /usr/bin/python3 "$here/check_injected_loss.py" --label "$name" "$out/$name-injected.json" \
+    "$out/$name-injected-nft.json" >&2 || rc=1
   return $rc
 }
 
@@ -389,74 +460,116 @@ setup_topology
 log "namespaces $ns_gen / $ns_relay / $ns_sink; relay on CPU ${relay_cpu:-any}," \
   "harness on CPU ${harness_cpu:-any}; results in $out"
 
-status_args=()
-load_args=()
-cpu_args=()
-failed=0
-ran=0
-for name in $relays; do
-  rm -f "$out/$name".log "$out/$name"-r[0-9]*-*.json "$out/$name"-ng-smoke.json \
-    "$out/$name"-relay.json "$out/$name"-statistics.json "$out/$name"-veth.json
-  case "$name" in
+# usable NAME: whether relay NAME can run here; sets `why` when not. (Not in a subshell:
+# mount_bpffs records the mount for the cleanup trap.)
+usable() {
+  why=""
+  case "$1" in
     rtpengine)
-      if [ -z "$rtpengine_bin" ] || [ ! -x "$rtpengine_bin" ]; then
-        log "SKIP rtpengine: binary not found"
-        status_args+=("$name=skipped:rtpengine binary not found"); continue
-      fi ;;
+      [ -n "$rtpengine_bin" ] && [ -x "$rtpengine_bin" ] || why="rtpengine binary not found" ;;
     xemsd|xemsd-xdp)
-      if [ -z "$xemsd_bin" ]; then
-        log "SKIP $name: no binary at $build/tools/xemsd (set XEMSD=path)"
-        status_args+=("$name=skipped:xemsd binary not found"); continue
-      fi ;;
-    *) echo "relay_compare: unknown relay $name" >&2; exit 2 ;;
+      [ -n "$xemsd_bin" ] || why="xemsd binary not found (set XEMSD=path)" ;;
+    kernel)
+      ip netns exec "$ns_relay" sysctl -qw net.ipv4.ip_forward=0 2> /dev/null \
+        || why="cannot set net.ipv4.ip_forward in the relay namespace" ;;
   esac
-  if [ "$name" = xemsd-xdp ]; then
+  if [ -z "$why" ] && [ "$1" = xemsd-xdp ]; then
     if [ "$veth_ok" != 1 ]; then
-      log "SKIP xemsd-xdp: the gen/sink veths lack 'gro on tx off' (ethtool)"
-      status_args+=("$name=skipped:ethtool -K gro on tx off failed"); continue
-    fi
-    if ! mount_bpffs; then
-      log "SKIP xemsd-xdp: cannot mount a bpffs for its pinned maps"
-      status_args+=("$name=skipped:cannot mount bpffs"); continue
+      why="ethtool -K gro on tx off failed"
+    elif ! mount_bpffs; then
+      why="cannot mount bpffs"
     fi
   fi
-  veth_stats > "$out/.veth-before"
-  start_rc=0
-  start_relay "$name" || start_rc=$?
-  if [ "$start_rc" = 2 ]; then
-    log "SKIP $name: XDP cannot attach here (xemsd --offload=on refused to start; see" \
-      "$out/$name.log)"
-    status_args+=("$name=skipped:XDP cannot attach")
-    continue
-  elif [ "$start_rc" != 0 ]; then
-    log "SKIP $name: it did not answer ng ping"
-    status_args+=("$name=skipped:did not answer ng ping")
-    continue
+  [ -z "$why" ]
+}
+
+declare -A state busy_before
+failed=0
+ran=0
+cpu_args=()
+for name in $relays; do
+  case "$name" in rtpengine|xemsd|xemsd-xdp|kernel) ;;
+    *) echo "relay_compare: unknown relay $name" >&2; exit 2 ;;
+  esac
+  rm -f "$out/$name".log "$out/$name"-r[0-9]*-*.json "$out/$name"-ng-smoke.json \
+    "$out/$name"-relay.json "$out/$name"-statistics.json "$out/$name"-veth.json \
+    "$out/$name"-injected*.json
+  if ! usable "$name"; then
+    log "SKIP $name: $why"
+    state[$name]="skipped:$why"
+  else
+    state[$name]=pending
   fi
   case "$name" in
     xemsd-xdp)
-      if [ "$cpu_pid" != "$relay_pid" ]; then
+      if [ "$xdp_napi_cpu" != off ]; then
         cpu_args+=("cpu_source_$name=NAPI thread running XDP (xra), CPU $xdp_napi_cpu")
       else
         cpu_args+=("cpu_source_$name=")
       fi ;;
+    kernel) cpu_args+=("cpu_source_$name=") ;;
     *) cpu_args+=("cpu_source_$name=$name process") ;;
   esac
-  ran=$((ran + 1))
-  busy_before=0
-  [ "$smoke" = 1 ] || busy_before=$(host_busy_cores)
-  if awk -v b="$busy_before" 'BEGIN { exit !(b > 0.2) }'; then
-    log "WARNING: other processes keep $busy_before cores busy before $name starts: rates and" \
-      "latencies will be pessimistic (each trial reports the other processes' CPU use)"
+done
+
+# run_once NAME REP: starts relay NAME, measures it, stops it. The repetitions interleave the
+# relays (r1: A B C, r2: A B C, ...), so slow drifts of a shared host spread over all of them.
+run_once() {
+  local name=$1 r=$2 start_rc=0 ok=1
+  veth_stats > "$out/.veth-before"
+  start_relay "$name" || start_rc=$?
+  if [ "$start_rc" = 2 ]; then
+    log "SKIP $name: XDP cannot attach here (xemsd --offload=on refused to start; see" \
+      "$out/$name.log)"
+    state[$name]="skipped:XDP cannot attach"
+    return 0
+  elif [ "$start_rc" != 0 ]; then
+    log "SKIP $name: it did not answer ng ping"
+    state[$name]="skipped:did not answer ng ping"
+    return 0
   fi
-  relay_ok=1
-  for r in $(seq "$repeats"); do
-    measure "$name" "$r" || relay_ok=0
-  done
+  ran=$((ran + 1))
+  if [ "$smoke" != 1 ] && [ "$r" = 1 ]; then
+    busy_before[$name]=$(host_busy_cores)
+    if awk -v b="${busy_before[$name]}" 'BEGIN { exit !(b > 0.2) }'; then
+      log "WARNING: other processes keep ${busy_before[$name]} cores busy before $name starts:" \
+        "rates and latencies will be pessimistic (each trial reports the other processes' CPU)"
+    fi
+  fi
+  measure "$name" "$r" || ok=0
   case "$name" in xemsd*) xems_statistics "$name" ;; esac
-  if [ "$name" = xemsd-xdp ] && [ "$smoke" = 1 ]; then
-    # Zero loss alone would also pass if the packets had gone through userspace.
-    if ! /usr/bin/python3 - "$out/$name-statistics.json" "$out/$name-relay.json" <<'PY' >&2
+  if [ "$name" = xemsd-xdp ] && [ "$smoke" = 1 ] && ! check_xdp_forwarded; then
+    state[$name]="failed:forwarding in XDP not confirmed"
+    failed=1
+    ok=2
+  fi
+  if [ -n "$relay_pid" ] && ! kill -0 "$relay_pid" 2> /dev/null; then
+    log "$name exited during the run; see $out/$name.log"
+    ok=0
+  fi
+  if [ "$ok" = 0 ]; then
+    state[$name]=failed
+    failed=1
+  elif [ "$ok" = 1 ] && [ "${state[$name]}" = pending ]; then
+    state[$name]=running
+  fi
+  stop_relay
+  veth_stats > "$out/.veth-after"
+  veth_drops_json "$out/.veth-before" "$out/.veth-after" > "$out/.veth-delta"
+  # The run's file keeps the repetition that showed drops, if any did.
+  if [ ! -s "$out/$name-veth.json" ] || [ "$(cat "$out/.veth-delta")" != "{}" ]; then
+    cp "$out/.veth-delta" "$out/$name-veth.json"
+  fi
+  if [ "$(cat "$out/.veth-delta")" != "{}" ]; then
+    log "$name: veth drop/error counters grew: $(cat "$out/.veth-delta")"
+  fi
+  rm -f "$out/.veth-before" "$out/.veth-after" "$out/.veth-delta"
+}
+
+# check_xdp_forwarded (smoke): zero loss alone would also pass if the packets had gone through
+# userspace; xemsd's ng statistics say how many XDP forwarded.
+check_xdp_forwarded() {
+  /usr/bin/python3 - "$out/xemsd-xdp-statistics.json" "$out/xemsd-xdp-relay.json" <<'PY' >&2
 import json, sys
 try:
     with open(sys.argv[1]) as f:
@@ -480,30 +593,22 @@ if dp.get("mode") != "xdp" or not fwd:
     print("relay_compare: FAIL xemsd-xdp: nothing was forwarded in XDP")
     sys.exit(1)
 PY
-    then
-      status_args+=("$name=failed:forwarding in XDP not confirmed")
-      relay_ok=2
-      failed=1
-    fi
-  fi
-  if [ "$relay_ok" = 1 ]; then
-    status_args+=("$name=ok")
-  elif [ "$relay_ok" = 0 ]; then
-    status_args+=("$name=failed")
-    failed=1
-  fi
-  if ! kill -0 "$relay_pid" 2> /dev/null; then
-    log "$name exited during the run; see $out/$name.log"
-    failed=1
-  fi
-  stop_relay
-  veth_stats > "$out/.veth-after"
-  veth_drops_json "$out/.veth-before" "$out/.veth-after" > "$out/$name-veth.json"
-  rm -f "$out/.veth-before" "$out/.veth-after"
-  if [ "$(cat "$out/$name-veth.json")" != "{}" ]; then
-    log "$name: veth drop/error counters grew: $(cat "$out/$name-veth.json")"
-  fi
-  [ "$smoke" = 1 ] || load_args+=("busy_before_${name}=$busy_before")
+}
+
+for r in $(seq "$repeats"); do
+  for name in $relays; do
+    case "${state[$name]}" in pending|running|failed) run_once "$name" "$r" ;; esac
+  done
+done
+
+status_args=()
+load_args=()
+for name in $relays; do
+  st=${state[$name]}
+  [ "$st" = running ] && st=ok
+  [ "$st" = pending ] && st="skipped:never ran"
+  status_args+=("$name=$st")
+  [ -z "${busy_before[$name]:-}" ] || load_args+=("busy_before_${name}=${busy_before[$name]}")
 done
 
 mode=full
@@ -518,5 +623,9 @@ mode=full
 
 if [ "$ran" = 0 ]; then
   skip "no relay available to measure"
+fi
+if command -v gnuplot > /dev/null && [ ! -s "$out/relay_compare.png" ]; then
+  log "FAIL: gnuplot is installed but no plot was written ($out/relay_compare.png)"
+  failed=1
 fi
 exit $failed

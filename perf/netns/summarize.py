@@ -8,12 +8,15 @@ import glob
 import json
 import os
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 
-RELAYS = ("rtpengine", "xemsd", "xemsd-xdp")
+RELAYS = ("rtpengine", "xemsd", "xemsd-xdp", "kernel")
 # Ratio columns (numerator, denominator), shown when both relays were measured or requested.
-RATIOS = (("xemsd", "rtpengine"), ("xemsd-xdp", "rtpengine"), ("xemsd-xdp", "xemsd"))
+RATIOS = (("xemsd", "rtpengine"), ("xemsd-xdp", "rtpengine"), ("xemsd-xdp", "xemsd"),
+          ("xemsd-xdp", "kernel"))
 # Rows whose figure is the relay's CPU in the packet trials: "n/a" where nothing measured it
 # (xemsd-xdp without its pinned NAPI thread: XDP then runs in the sending CPU's softirq).
 PACKET_CPU_KEYS = ("ns_per_packet", "relay_cpu_util", "ns_per_packet_latency_bounded",
@@ -98,6 +101,15 @@ def aggregate(reps):
     return out
 
 
+def injected_drops(nft):
+    """Packets the smoke's nftables rules dropped on purpose (sum of their counters)."""
+    if not nft:
+        return None
+    return sum(e["counter"].get("packets", 0)
+               for o in nft.get("nftables", []) if o.get("rule")
+               for e in o["rule"].get("expr", []) if isinstance(e, dict) and "counter" in e)
+
+
 def datapath_figures(doc):
     """From xemsctl --json statistics after the run: where the packets were forwarded."""
     if not doc:
@@ -125,6 +137,13 @@ def datapath_cell(entry):
     if rel:
         text += " of {:,.0f} ({:.0f} %)".format(rel, 100.0 * (fwd or 0) / rel)
     return text
+
+
+def injected_cell(entry):
+    i = get(entry, "injected_loss")
+    if not i:
+        return "–"
+    return "{} / {} of {}".format(i.get("lost"), i.get("nft_dropped"), i.get("sent"))
 
 
 def veth_cell(entry):
@@ -168,6 +187,77 @@ def cell(entry, path, spec):
     return text
 
 
+def plot_points(out_dir, name, mode):
+    """(offered pps, delivered pps, loss %) of every measured trial of relay NAME."""
+    files = ([os.path.join(out_dir, f"{name}-relay.json")] if mode == "smoke"
+             else rep_files(out_dir, name, "relay"))
+    points = []
+    for f in files:
+        doc = load(f)
+        for t in (doc or {}).get("trials", []):
+            sent, offered = t.get("sent") or 0, t.get("offered_pps") or 0
+            if sent and offered:
+                delivered = offered * (t.get("received") or 0) / sent
+                points.append((offered, delivered, t.get("loss_pct") or 0.0))
+    return sorted(points)
+
+
+def plot(out_dir, cols, mode, loss_max):
+    """relay_compare.png with gnuplot: delivered vs offered rate, and loss vs offered rate, one
+    line per relay. Returns the PNG's path, or None (and says why) without gnuplot or data."""
+    series = [(n, plot_points(out_dir, n, mode)) for n in cols]
+    series = [(n, p) for n, p in series if p]
+    if not series:
+        return None
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        print("summarize: gnuplot not installed (Debian gnuplot-nox): no plot", file=sys.stderr)
+        return None
+    dat = os.path.join(out_dir, "relay_compare-plot.dat")
+    with open(dat, "w") as f:
+        for name, pts in series:
+            f.write(f"# {name}: offered_pps delivered_pps loss_pct\n")
+            for o, d, loss_pct in pts:
+                f.write(f"{o:.0f} {d:.0f} {loss_pct:.6f}\n")
+            f.write("\n\n")
+    png = os.path.join(out_dir, "relay_compare.png")
+    top = max(max(o, d) for _, pts in series for o, d, _ in pts) * 1.05
+    floor = 1e-4  # loss 0 is drawn on the floor of the log scale
+    def block(i, name, using):
+        return f"'{dat}' index {i} using {using} with linespoints title '{name}'"
+    delivered = ", ".join(block(i, n, "1:2") for i, (n, _) in enumerate(series))
+    lost = ", ".join(block(i, n, f"1:($3 > {floor} ? $3 : {floor})")
+                     for i, (n, _) in enumerate(series))
+    script = f"""set terminal pngcairo size 1000,900 font ',10'
+set output '{png}'
+set multiplot layout 2,1 title 'xems-perf: RTP through each relay (one point per trial)'
+set grid
+set key top left
+set format x '%.0s%c'
+set format y '%.0s%c'
+set xrange [0:{top:.0f}]
+set yrange [0:{top:.0f}]
+set xlabel 'offered rate (packets/s)'
+set ylabel 'delivered rate (packets/s)'
+plot x with lines dashtype 2 lc 'gray' title 'delivered = offered', {delivered}
+set logscale y
+set format y '%g'
+set yrange [{floor}:100]
+set ylabel 'loss % (0 drawn at {floor})'
+plot {loss_max} with lines dashtype 2 lc 'red' title 'threshold {loss_max} %', {lost}
+unset multiplot
+"""
+    try:
+        r = subprocess.run([gnuplot], input=script, text=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"summarize: gnuplot failed: {e}", file=sys.stderr)
+        return None
+    if r.returncode != 0 or not os.path.exists(png) or os.path.getsize(png) == 0:
+        print(f"summarize: gnuplot failed: {r.stderr.strip()}", file=sys.stderr)
+        return None
+    return png
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=("full", "smoke"), default="full")
@@ -199,6 +289,13 @@ def main():
                                                          "duplicates", "reordered",
                                                          "wrong_source", "ns_per_packet")}
             entry["ng"] = ng_figures(load(os.path.join(a.out, f"{name}-ng-smoke.json")))
+            injected = load(os.path.join(a.out, f"{name}-injected.json"))
+            if injected and injected.get("trials"):
+                t = injected["trials"][0]
+                entry["injected_loss"] = {"sent": t.get("sent"), "lost": t.get("lost"),
+                                          "nft_dropped": injected_drops(
+                                              load(os.path.join(a.out,
+                                                                f"{name}-injected-nft.json")))}
         else:
             entry["ng_c1"] = aggregate(
                 [ng_figures(load(f)) for f in rep_files(a.out, name, "ng-c1")])
@@ -259,8 +356,8 @@ def main():
             ("  first-trial rate, pps", ("relay", "ref_pps"), "{:,.0f}", None),
         ]
         ratios = {f"{n}/{d}": {} for n, d in pairs}
-        lines.append("| metric | " + " | ".join(cols) + " | " +
-                     " | ".join(f"{n} / {d}" for n, d in pairs) + " |")
+        lines.append("| metric | " + " | ".join(cols) + " |" +
+                     "".join(f" {n} / {d} |" for n, d in pairs))
         lines.append("|---|" + "---:|" * (len(cols) + len(pairs)))
         # A rate the harness could not push past is a lower bound, and so is its ratio.
         limited = {"max_pps": ("relay", "generator_limited"),
@@ -283,7 +380,7 @@ def main():
                             text = "? " + text
                 ratio_cells.append(text)
             lines.append(f"| {label} | " + " | ".join(cellc(c, path, spec) for c in cols) +
-                         " | " + " | ".join(ratio_cells) + " |")
+                         " |" + "".join(f" {c} |" for c in ratio_cells))
 
         def errors(e):
             if not get(e, "ng_c1") and not get(e, "ng_c32"):
@@ -325,6 +422,8 @@ def main():
                            ("reordered", "reordered"), ("wrong source", "wrong_source")):
             lines.append(f"| {label} | " +
                          " | ".join(cell(rel[c], ("smoke", key), "{:,.0f}") for c in cols) + " |")
+        lines.append("| injected loss: lost / dropped by nftables | " +
+                     " | ".join(injected_cell(rel[c]) for c in cols) + " |")
         lines.append("| ng cycles ok | " +
                      " | ".join(cell(rel[c], ("ng", "completed"), "{:,.0f}") for c in cols) +
                      " |")
@@ -363,6 +462,11 @@ def main():
                          f"xemsd's threads: its relay CPU per packet is n/a, its packet work "
                          f"competes with the generator and the sink, and its ng figures are "
                          f"xemsd's own")
+    if "kernel" in cols and rel["kernel"]["status"] == "ok":
+        lines.append(f"- kernel: plain IP forwarding in the relay namespace (net.ipv4.ip_forward=1, "
+                     f"routes gen -> sink through it; no ng, no relay process): the baseline any "
+                     f"relay is measured against. Like XDP it runs in the softirq of the sending "
+                     f"CPU (CPU {h.get('harness_cpu') or 'any'}), so its CPU per packet is n/a")
     for name in cols:
         if h.get(f"busy_before_{name}"):
             lines.append(f"- other processes' CPU just before {name} started: "
@@ -376,6 +480,11 @@ def main():
                             "per packet/cycle is less affected)" if busy else ""))
     if h.get("rtpengine_version"):
         lines.append(f"- rtpengine: {h['rtpengine_version']}")
+    png = plot(a.out, cols, a.mode, float(loss))
+    if png:
+        report["plot"] = os.path.basename(png)
+        lines.append(f"- plot: {os.path.basename(png)} (delivered and lost vs offered rate, per "
+                     f"relay; data in relay_compare-plot.dat)")
     md = "\n".join(lines) + "\n"
 
     with open(os.path.join(a.out, "relay_compare.json"), "w") as f:

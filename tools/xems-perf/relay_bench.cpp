@@ -38,7 +38,10 @@ namespace xems::perf {
 namespace {
 
 const std::vector<OptionSpec> kRelayOptions = {
-    {"ng", "IP:PORT", "ng control socket of the relay (required)"},
+    {"ng", "IP:PORT", "ng control socket of the relay (required unless --direct)"},
+    {"direct", "", "no relay control: every stream goes straight to the sink address, through "
+                   "whatever routes the generator's namespace has (the kernel IP forwarding "
+                   "baseline); sources are checked as the generator's own addresses"},
     {"ng-netns", "NAME", "network namespace for the ng socket"},
     {"label", "TEXT", "name of the relay in the output (default 'relay')"},
     {"streams", "K", "calls, one RTP stream each on leg A (default 100)"},
@@ -76,6 +79,7 @@ const std::vector<OptionSpec> kRelayOptions = {
 
 struct RelayConfig {
   SockAddr ng;
+  bool direct = false;  // no ng: the sink address is every stream's destination
   std::string ng_netns;
   std::string label;
   size_t streams = 100;
@@ -160,13 +164,20 @@ struct Trial {
 
 Result<RelayConfig> parseRelayConfig(const Args& a) {
   RelayConfig c;
+  c.direct = a.has("direct");
   auto ng = SockAddr::parse(a.str("ng"));
   auto gen = IpAddr::parse(a.str("gen-addr"));
   auto sink = IpAddr::parse(a.str("sink-addr"));
-  if (!ng || !gen || !sink) {
-    return XEMS_INVALID("--ng, --gen-addr and --sink-addr are required and must be addresses");
+  if ((!ng && !c.direct) || !gen || !sink) {
+    return XEMS_INVALID(
+        "--ng (unless --direct), --gen-addr and --sink-addr are required and must be addresses");
   }
-  c.ng = *ng;
+  if (ng && c.direct) {
+    return XEMS_INVALID("--direct sets up no calls: leave out --ng");
+  }
+  if (ng) {
+    c.ng = *ng;
+  }
   c.gen_addr = *gen;
   c.sink_addr = *sink;
   c.ng_netns = a.str("ng-netns");
@@ -765,6 +776,16 @@ void printTrial(const Trial& t, std::string_view tag) {
              t.pass ? "pass" : "FAIL", t.gen_limited ? " (generator-limited)" : "", tag);
 }
 
+// One line per trial on stderr while a --json run goes on (stdout carries only the JSON).
+void printProgress(std::string_view label, size_t n, const Trial& t) {
+  fmt::print(stderr,
+             "xems-perf relay [{}] trial {}: target {:.0f} pps, offered {:.0f}, {} streams, "
+             "loss {:.3f} %, p99 {:.1f} ms, jitter {:.2f} ms -> {}{}\n",
+             label, n, t.target_pps, t.gen.offered_pps, t.streams, t.loss_pct,
+             t.sink.latency_p99_us / 1000, t.sink.jitter_mean_us / 1000, t.pass ? "pass" : "FAIL",
+             t.gen_limited ? " (generator-limited)" : "");
+}
+
 }  // namespace
 
 int runRelay(int argc, char** argv, int first) {
@@ -815,17 +836,23 @@ int runRelay(int argc, char** argv, int first) {
     gen_locals.push_back(*local);
     gen_fds.push_back(std::move(fd).value());
   }
-  auto client = NgClient::create(cfg.ng, cfg.ng_netns, NgClientOptions{});
-  if (!client.ok()) {
-    fmt::print(stderr, "xems-perf relay: {}\n", client.error().message);
-    return kExitUsage;
+  // No control socket in --direct mode: the streams are routed, not relayed.
+  std::optional<NgClient> client;
+  if (!cfg.direct) {
+    auto created = NgClient::create(cfg.ng, cfg.ng_netns, NgClientOptions{});
+    if (!created.ok()) {
+      fmt::print(stderr, "xems-perf relay: {}\n", created.error().message);
+      return kExitUsage;
+    }
+    client.emplace(std::move(created).value());
   }
 
   std::random_device rd;
   RelayCalls calls(cfg, gen_locals, *sink_local, fmt::format("{:08x}", rd()));
   if (text) {
-    fmt::print("relay benchmark [{}]: ng {} streams {} gen {} -> sink {}\n", cfg.label,
-               cfg.ng.toString(),
+    fmt::print("relay benchmark [{}]: {} streams {} gen {} -> sink {}\n", cfg.label,
+               cfg.direct ? std::string("direct (no relay control)")
+                          : "ng " + cfg.ng.toString(),
                cfg.stream_pps > 0 ? fmt::format("rate / {}", cfg.stream_pps)
                                   : fmt::format("{}", cfg.streams),
                gen_locals.front().toString(),
@@ -843,8 +870,19 @@ int runRelay(int argc, char** argv, int first) {
   // Sets up a fresh set of K calls and points the generator and the source check at them.
   double last_setup_seconds = 0;
   auto setupRound = [&](size_t k) {
+    if (cfg.direct) {
+      // Kernel forwarding keeps addresses: the sink sees each stream from its generator socket.
+      ++round;
+      std::vector<SockAddr> sources;
+      for (size_t i = 0; i < k; ++i) {
+        sources.push_back(gen_locals[i % gen_locals.size()]);
+      }
+      gen.setDestinations(std::vector<SockAddr>(k, *sink_local), rd());
+      bench.setSources(std::move(sources));
+      return true;
+    }
     calls.startRound(++round, k);
-    RunStats s = runJobs(*client, calls, k, cfg.setup_window, 120);
+    RunStats s = runJobs(client.value(), calls, k, cfg.setup_window, 120);
     last_setup_seconds = s.seconds;
     size_t ok = 0;
     for (size_t i = 0; i < k; ++i) {
@@ -878,7 +916,8 @@ int runRelay(int argc, char** argv, int first) {
       }
     }
     RelayTeardown spec(calls, which);
-    mergeRunStats(down_total, runJobs(*client, spec, which.size(), cfg.setup_window, 120));
+    mergeRunStats(down_total,
+                  runJobs(client.value(), spec, which.size(), cfg.setup_window, 120));
     calls_up = false;
   };
 
@@ -927,6 +966,8 @@ int runRelay(int argc, char** argv, int first) {
       trials.push_back(bench.runTrial(rate, cfg.seconds));
       if (text) {
         printTrial(trials.back(), "");
+      } else {
+        printProgress(cfg.label, trials.size(), trials.back());
       }
       return &trials.back();
     };
@@ -981,6 +1022,7 @@ int runRelay(int argc, char** argv, int first) {
   if (cfg.json) {
     nlohmann::json j = {{"mode", "relay"},
                         {"label", cfg.label},
+                        {"direct", cfg.direct},
                         {"streams", cfg.stream_pps > 0 ? nlohmann::json(nullptr)
                                                        : nlohmann::json(cfg.streams)},
                         {"stream_pps", cfg.stream_pps},
