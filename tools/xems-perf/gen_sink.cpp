@@ -15,6 +15,7 @@
 #include "tools/xems-perf/netns.h"
 #include "tools/xems-perf/rtp_gen.h"
 #include "tools/xems-perf/rtp_sink.h"
+#include "tools/xems-perf/xdp_sink.h"
 
 namespace xems::perf {
 
@@ -34,6 +35,8 @@ const std::vector<OptionSpec> kGenOptions = {
     {"run-id", "N", "run id written into every packet (default 1)"},
     {"tick-us", "US", "pacing tick (default 1000)"},
     {"batch", "N", "packets per sendmmsg (default 64)"},
+    {"gen-mode", "udp|packet", "udp sockets (default), or Ethernet frames through AF_PACKET "
+                               "(skips the UDP/IP stack; needs root)"},
     {"json", "", "print JSON"},
     {"help", "", "this text"},
 };
@@ -46,6 +49,10 @@ const std::vector<OptionSpec> kSinkOptions = {
     {"netns", "NAME", "network namespace of the socket"},
     {"run-id", "N", "count only this run id (default 0: the first seen)"},
     {"max-seq", "N", "highest sequence per stream tracked (default 1048576)"},
+    {"sink-mode", "udp|xdp", "count on the UDP socket (default), or in an XDP program on the "
+                             "device in front of it, for rates a socket cannot take (root)"},
+    {"sink-dev", "DEV", "--sink-mode xdp: the device to attach to (default: the one that has "
+                        "the --bind address)"},
     {"json", "", "print JSON"},
     {"help", "", "this text"},
 };
@@ -88,6 +95,11 @@ int runGen(int argc, char** argv, int first) {
   const auto run_id = args->integer("run-id", 1);
   const auto tick = args->integer("tick-us", 1000);
   const auto batch = args->integer("batch", 64);
+  const auto mode = parseGenMode(args->str("gen-mode", "udp"));
+  if (!mode) {
+    fmt::print(stderr, "xems-perf gen: --gen-mode must be udp or packet\n");
+    return kExitUsage;
+  }
   if (dests.empty() || !streams.ok() || !step.ok() || !pps.ok() || !seconds.ok() ||
       !threads.ok() || !run_id.ok() || !tick.ok() || !batch.ok() || *streams < 1 ||
       *threads < 1 || *threads > 64 || *pps <= 0 || *seconds <= 0 || *seconds > 3600 ||
@@ -131,6 +143,12 @@ int runGen(int argc, char** argv, int first) {
   }
   std::random_device rd;
   Generator gen(std::move(fds), dests, rd());
+  if (*mode == GenMode::kPacket) {
+    if (auto st = gen.usePacketMode(args->str("netns")); !st.ok()) {
+      fmt::print(stderr, "xems-perf gen: {}\n", st.error().message);
+      return kExitUsage;
+    }
+  }
   const GenResult r = gen.run(GenRunConfig{.pps = *pps,
                                            .seconds = *seconds,
                                            .run_id = static_cast<uint32_t>(*run_id),
@@ -138,7 +156,9 @@ int runGen(int argc, char** argv, int first) {
                                            .batch = static_cast<int>(*batch),
                                            .cpus = cpus});
   if (args->has("json")) {
-    nlohmann::json j = {{"mode", "gen"},          {"target_pps", *pps},
+    // "mode" names the subcommand in every xems-perf JSON; the transmit mode is "gen_mode".
+    nlohmann::json j = {{"mode", "gen"},          {"gen_mode", genModeName(*mode)},
+                        {"target_pps", *pps},
                         {"offered_pps", r.offered_pps}, {"sent", r.sent},
                         {"wanted", r.wanted},     {"would_block", r.would_block},
                         {"send_errors", r.send_errors}, {"late_ticks", r.late_ticks},
@@ -149,10 +169,10 @@ int runGen(int argc, char** argv, int first) {
     }
     fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
-    fmt::print("gen: {} streams, target {:.0f} pps for {:.1f} s: sent {} of {} -> offered {:.0f} "
-               "pps (would-block {}, errors {}, late ticks {}){}{}\n",
-               dests.size(), *pps, r.seconds, r.sent, r.wanted, r.offered_pps, r.would_block,
-               r.send_errors, r.late_ticks, r.error.empty() ? "" : "; ", r.error);
+    fmt::print("gen ({}): {} streams, target {:.0f} pps for {:.1f} s: sent {} of {} -> offered "
+               "{:.0f} pps (would-block {}, errors {}, late ticks {}){}{}\n",
+               genModeName(*mode), dests.size(), *pps, r.seconds, r.sent, r.wanted, r.offered_pps,
+               r.would_block, r.send_errors, r.late_ticks, r.error.empty() ? "" : "; ", r.error);
   }
   return r.send_errors == 0 ? kExitOk : kExitFailed;
 }
@@ -182,7 +202,20 @@ int runSink(int argc, char** argv, int first) {
     fmt::print(stderr, "xems-perf sink: {}\n", fd.error().message);
     return kExitUsage;
   }
-  Sink sink(std::move(fd).value());
+  const auto sink_mode = parseSinkMode(args->str("sink-mode", "udp"));
+  if (!sink_mode) {
+    fmt::print(stderr, "xems-perf sink: --sink-mode must be udp or xdp\n");
+    return kExitUsage;
+  }
+  auto made = makeSink(
+      *sink_mode, std::move(fd).value(),
+      XdpSinkOptions{.netns = std::string(args->str("netns")),
+                     .device = std::string(args->str("sink-dev"))});
+  if (!made.ok()) {
+    fmt::print(stderr, "xems-perf sink: {}\n", made.error().message);
+    return kExitUsage;
+  }
+  SinkBackend& sink = **made;
   sink.prepare(static_cast<uint32_t>(*run_id), static_cast<size_t>(*streams),
                static_cast<uint32_t>(*max_seq));
   std::atomic<bool> stop{false};
@@ -214,6 +247,7 @@ int runSink(int argc, char** argv, int first) {
   }
   if (args->has("json")) {
     nlohmann::json j = {{"mode", "sink"},
+                        {"sink_mode", sinkModeName(*sink_mode)},
                         {"datagrams", t.datagrams},
                         {"received", t.received},
                         {"lost_inferred", inferred_lost},

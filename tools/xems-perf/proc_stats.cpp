@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -91,6 +92,42 @@ std::optional<uint64_t> softnetDrops() {
   }
   std::fclose(f);
   return total;
+}
+
+std::optional<uint64_t> udpSocketDrops(pid_t pid) {
+  uint64_t total = 0;
+  bool any = false;
+  for (const char* table : {"udp", "udp6"}) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/net/" + table;
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (f == nullptr) {
+      continue;
+    }
+    any = true;
+    char line[512];
+    bool header = true;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (header) {
+        header = false;
+        continue;
+      }
+      // The last column is "drops".
+      const char* end = line + std::strlen(line);
+      while (end > line && (end[-1] == '\n' || end[-1] == ' ')) {
+        --end;
+      }
+      const char* start = end;
+      while (start > line && start[-1] != ' ') {
+        --start;
+      }
+      uint64_t drops = 0;
+      if (std::from_chars(start, end, drops).ec == std::errc()) {
+        total += drops;
+      }
+    }
+    std::fclose(f);
+  }
+  return any ? std::optional<uint64_t>(total) : std::nullopt;
 }
 
 }  // namespace xems::perf

@@ -20,4 +20,9 @@ std::optional<uint64_t> hostBusyNs();
 // Host-wide, not per namespace: a non-zero delta means the harness host itself dropped packets.
 std::optional<uint64_t> softnetDrops();
 
+// Sum of the "drops" column of /proc/PID/net/udp and udp6: datagrams the kernel dropped because
+// a UDP socket's receive buffer was full, over every socket of PID's network namespace (the
+// relay's own namespace in the harness), i.e. loss at the relay's input.
+std::optional<uint64_t> udpSocketDrops(pid_t pid);
+
 }  // namespace xems::perf

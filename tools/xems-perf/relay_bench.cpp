@@ -32,6 +32,7 @@
 #include "tools/xems-perf/rtp_gen.h"
 #include "tools/xems-perf/rtp_sink.h"
 #include "tools/xems-perf/sdp.h"
+#include "tools/xems-perf/xdp_sink.h"
 
 namespace xems::perf {
 
@@ -54,10 +55,16 @@ const std::vector<OptionSpec> kRelayOptions = {
     {"gen-netns", "NAME", "network namespace of the generator sockets"},
     {"gen-threads", "N", "sender threads, one socket each (default 1)"},
     {"gen-cpus", "LIST", "pin sender threads to these CPUs, e.g. 0 or 0,2"},
+    {"gen-mode", "udp|packet", "generator transmit: udp sockets (default), or Ethernet frames "
+                               "through AF_PACKET (skips the UDP/IP stack; needs root)"},
     {"sink-addr", "IP", "address the sink listens on (required)"},
     {"sink-port", "PORT", "sink port (default: any free port)"},
     {"sink-netns", "NAME", "network namespace of the sink socket"},
     {"sink-cpu", "CPU", "pin the sink thread to this CPU"},
+    {"sink-mode", "udp|xdp", "count at the sink socket (default), or in an XDP program on the "
+                             "sink's device, for rates a socket cannot take (root)"},
+    {"sink-dev", "DEV", "--sink-mode xdp: device to attach to (default: the one that has "
+                        "--sink-addr, in --sink-netns)"},
     {"direction", "A,B", "direction=[A,B] in offers: interface facing gen, facing sink"},
     {"relay-pid", "PID", "measure the relay's CPU time (ns per forwarded packet)"},
     {"search", "MIN:MAX", "find the highest rate with loss below --loss-max (bisection)"},
@@ -91,10 +98,13 @@ struct RelayConfig {
   std::string gen_netns;
   size_t gen_threads = 1;
   std::vector<int> gen_cpus;
+  GenMode gen_mode = GenMode::kUdp;
   IpAddr sink_addr;
   uint16_t sink_port = 0;
   std::string sink_netns;
   int sink_cpu = -1;
+  SinkMode sink_mode = SinkMode::kUdp;
+  std::string sink_dev;
   std::vector<std::string> direction;
   pid_t relay_pid = 0;
   bool search = false;
@@ -141,6 +151,7 @@ struct Trial {
   std::optional<uint64_t> relay_cpu_ns;
   double wall_seconds = 0;  // generator start to end of drain
   std::optional<uint64_t> backlog_drops;
+  std::optional<uint64_t> relay_socket_drops;  // full receive buffers in the relay's namespace
   std::optional<double> other_cpu_util;  // cores used by other processes during the trial
   bool pass = false;
   bool gen_limited = false;
@@ -182,7 +193,18 @@ Result<RelayConfig> parseRelayConfig(const Args& a) {
   c.sink_addr = *sink;
   c.ng_netns = a.str("ng-netns");
   c.gen_netns = a.str("gen-netns");
+  const auto gen_mode = parseGenMode(a.str("gen-mode", "udp"));
+  if (!gen_mode) {
+    return XEMS_INVALID("--gen-mode must be udp or packet");
+  }
+  c.gen_mode = *gen_mode;
   c.sink_netns = a.str("sink-netns");
+  const auto sink_mode = parseSinkMode(a.str("sink-mode", "udp"));
+  if (!sink_mode) {
+    return XEMS_INVALID("--sink-mode must be udp or xdp");
+  }
+  c.sink_mode = *sink_mode;
+  c.sink_dev = a.str("sink-dev");
   c.label = a.str("label", "relay");
   auto streams = a.integer("streams", 100);
   auto pps = a.number("pps", 10000);
@@ -422,7 +444,7 @@ void pinSelf(int cpu) {
 
 class RelayBench {
  public:
-  RelayBench(const RelayConfig& cfg, Generator& gen, Sink& sink)
+  RelayBench(const RelayConfig& cfg, Generator& gen, SinkBackend& sink)
       : cfg_(cfg), gen_(gen), sink_(sink) {}
 
   // Where the relay must send each stream from (its leg-B address), for the source check.
@@ -446,6 +468,7 @@ class RelayBench {
 
     const auto cpu0 = cfg_.relay_pid > 0 ? processCpuNs(cfg_.relay_pid) : std::nullopt;
     const auto drops0 = softnetDrops();
+    const auto rdrops0 = cfg_.relay_pid > 0 ? udpSocketDrops(cfg_.relay_pid) : std::nullopt;
     const auto busy0 = hostBusyNs();
     const auto self0 = processCpuNs(::getpid());
     const int64_t t0 = monoNs();
@@ -469,6 +492,7 @@ class RelayBench {
     const int64_t t1 = monoNs();
     const auto cpu1 = cfg_.relay_pid > 0 ? processCpuNs(cfg_.relay_pid) : std::nullopt;
     const auto drops1 = softnetDrops();
+    const auto rdrops1 = cfg_.relay_pid > 0 ? udpSocketDrops(cfg_.relay_pid) : std::nullopt;
     const auto busy1 = hostBusyNs();
     const auto self1 = processCpuNs(::getpid());
     stop.store(true);
@@ -480,6 +504,12 @@ class RelayBench {
     }
     if (drops0 && drops1) {
       t.backlog_drops = *drops1 - *drops0;
+    }
+    if (rdrops0.has_value() && rdrops1.has_value()) {
+      const uint64_t before = rdrops0.value_or(0);
+      const uint64_t after = rdrops1.value_or(0);
+      // Sockets closed meanwhile take their drops with them: never report a negative count.
+      t.relay_socket_drops = after >= before ? after - before : 0;
     }
     if (busy0 && busy1 && self0 && self1 && t.relay_cpu_ns && t.wall_seconds > 0) {
       // Everything else that ran on the host meanwhile: builds, other tests. Tick-sampled, so
@@ -523,7 +553,7 @@ class RelayBench {
  private:
   const RelayConfig& cfg_;
   Generator& gen_;
-  Sink& sink_;
+  SinkBackend& sink_;
   std::vector<SockAddr> sources_;
   uint32_t run_id_ = 0;
 };
@@ -551,6 +581,8 @@ nlohmann::json trialJson(const Trial& t, bool per_stream) {
       {"streams_dead", t.streams_dead},
       {"sink_socket_drops", t.sink.socket_drops},
       {"host_backlog_drops", t.backlog_drops ? nlohmann::json(*t.backlog_drops) : nullptr},
+      {"relay_socket_drops",
+       t.relay_socket_drops ? nlohmann::json(*t.relay_socket_drops) : nullptr},
       {"gen_would_block", t.gen.would_block},
       {"gen_send_errors", t.gen.send_errors},
       {"gen_late_ticks", t.gen.late_ticks},
@@ -784,6 +816,13 @@ void printProgress(std::string_view label, size_t n, const Trial& t) {
              label, n, t.target_pps, t.gen.offered_pps, t.streams, t.loss_pct,
              t.sink.latency_p99_us / 1000, t.sink.jitter_mean_us / 1000, t.pass ? "pass" : "FAIL",
              t.gen_limited ? " (generator-limited)" : "");
+  if (t.lost > 0) {
+    // Where it went, as far as counters say; the rest was lost on the way (veths, relay logic).
+    fmt::print(stderr, "  lost {}: relay sockets {}, sink socket {}, host backlog {}\n", t.lost,
+               t.relay_socket_drops ? fmt::format("{}", *t.relay_socket_drops) : "n/a",
+               t.sink.socket_drops,
+               t.backlog_drops ? fmt::format("{}", *t.backlog_drops) : "n/a");
+  }
 }
 
 }  // namespace
@@ -859,8 +898,19 @@ int runRelay(int argc, char** argv, int first) {
                sink_local->toString());
   }
   Generator gen(std::move(gen_fds), std::vector<SockAddr>(), rd());
-  Sink sink(std::move(sink_fd).value());
-  RelayBench bench(cfg, gen, sink);
+  if (cfg.gen_mode == GenMode::kPacket) {
+    if (auto st = gen.usePacketMode(cfg.gen_netns); !st.ok()) {
+      fmt::print(stderr, "xems-perf relay: generator: {}\n", st.error().message);
+      return kExitUsage;
+    }
+  }
+  auto sink = makeSink(cfg.sink_mode, std::move(sink_fd).value(),
+                       XdpSinkOptions{.netns = cfg.sink_netns, .device = cfg.sink_dev});
+  if (!sink.ok()) {
+    fmt::print(stderr, "xems-perf relay: sink: {}\n", sink.error().message);
+    return kExitUsage;
+  }
+  RelayBench bench(cfg, gen, **sink);
 
   RunStats setup_total;
   RunStats down_total;
@@ -877,7 +927,10 @@ int runRelay(int argc, char** argv, int first) {
       for (size_t i = 0; i < k; ++i) {
         sources.push_back(gen_locals[i % gen_locals.size()]);
       }
-      gen.setDestinations(std::vector<SockAddr>(k, *sink_local), rd());
+      if (auto st = gen.setDestinations(std::vector<SockAddr>(k, *sink_local), rd()); !st.ok()) {
+        setup_error = st.error().message;
+        return false;
+      }
       bench.setSources(std::move(sources));
       return true;
     }
@@ -901,7 +954,10 @@ int runRelay(int argc, char** argv, int first) {
       }
     }
     mergeRunStats(setup_total, std::move(s));
-    gen.setDestinations(calls.legA(), rd());
+    // Packet mode resolves the next hop here; a failure stops like a failed call setup.
+    if (auto st = gen.setDestinations(calls.legA(), rd()); !st.ok() && setup_error.empty()) {
+      setup_error = st.error().message;
+    }
     bench.setSources(calls.legB());
     return setup_error.empty();
   };
@@ -1021,6 +1077,8 @@ int runRelay(int argc, char** argv, int first) {
 
   if (cfg.json) {
     nlohmann::json j = {{"mode", "relay"},
+                        {"gen_mode", genModeName(cfg.gen_mode)},
+                        {"sink_mode", sinkModeName(cfg.sink_mode)},
                         {"label", cfg.label},
                         {"direct", cfg.direct},
                         {"streams", cfg.stream_pps > 0 ? nlohmann::json(nullptr)

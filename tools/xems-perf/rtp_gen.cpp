@@ -11,10 +11,12 @@
 #include <cstring>
 #include <exception>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "tools/xems-perf/clock.h"
+#include "tools/xems-perf/netns.h"
 #include "tools/xems-perf/rtp_packet.h"
 
 namespace xems::perf {
@@ -39,14 +41,128 @@ void pinThread(int cpu) {
   (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
+struct AddrPair {
+  IpAddr src;
+  IpAddr dst;
+  bool operator==(const AddrPair&) const = default;
+};
+struct AddrPairHash {
+  size_t operator()(const AddrPair& p) const {
+    return std::hash<IpAddr>{}(p.src) * 31 + std::hash<IpAddr>{}(p.dst);
+  }
+};
+
 }  // namespace
+
+std::string_view genModeName(GenMode mode) { return mode == GenMode::kPacket ? "packet" : "udp"; }
+
+std::optional<GenMode> parseGenMode(std::string_view text) {
+  if (text == "udp") {
+    return GenMode::kUdp;
+  }
+  if (text == "packet") {
+    return GenMode::kPacket;
+  }
+  return std::nullopt;
+}
 
 Generator::Generator(std::vector<UniqueFd> sockets, std::vector<SockAddr> dests, uint32_t seed)
     : sockets_(std::move(sockets)) {
-  setDestinations(dests, seed);
+  (void)setDestinations(dests, seed);  // UDP mode: cannot fail
 }
 
-void Generator::setDestinations(const std::vector<SockAddr>& dests, uint32_t seed) {
+Status Generator::usePacketMode(std::string_view netns) {
+  std::vector<SockAddr> locals;
+  for (const UniqueFd& fd : sockets_) {
+    auto local = localAddress(fd.get());
+    if (!local.ok()) {
+      return std::move(local).error().wrap("packet mode");
+    }
+    locals.push_back(*local);
+  }
+  std::vector<UniqueFd> packet_fds;
+  XEMS_TRY_STATUS(runInNetns(netns, [&]() -> Status {
+    for (size_t t = 0; t < sockets_.size(); ++t) {
+      auto fd = openPacketSocket();
+      if (!fd.ok()) {
+        return std::move(fd).error().wrap("packet mode");
+      }
+      packet_fds.push_back(std::move(fd).value());
+    }
+    return okStatus();
+  }));
+  mode_ = GenMode::kPacket;
+  netns_ = std::string(netns);
+  locals_ = std::move(locals);
+  packet_sockets_ = std::move(packet_fds);
+  packet_ifindex_.assign(packet_sockets_.size(), 0);
+  Status st = preparePackets();
+  if (!st.ok()) {
+    streams_.clear();
+    frames_.clear();
+  }
+  return st;
+}
+
+Status Generator::preparePackets() {
+  frames_.clear();
+  if (streams_.empty()) {
+    return okStatus();
+  }
+  const size_t nthreads = sockets_.size();
+  std::vector<PacketRoute> routes;
+  std::vector<size_t> route_of(streams_.size());
+  // Netlink sockets answer for the namespace they were created in: resolve in the generator's.
+  XEMS_TRY_STATUS(runInNetns(netns_, [&]() -> Status {
+    auto nl = NeighbourResolver::open();
+    if (!nl.ok()) {
+      return std::move(nl).error().wrap("packet mode");
+    }
+    // One wait for all: a dead next hop costs kResolveWaitMs once, not once per stream.
+    const int64_t deadline = monoNs() + int64_t{kResolveWaitMs} * kNsPerMs;
+    // Usually every stream shares one (source, destination address) pair: one route query and
+    // one neighbour lookup for thousands of calls.
+    std::unordered_map<AddrPair, size_t, AddrPairHash> seen;
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      const SockAddr& local = locals_[i % nthreads];
+      const SockAddr& dest = streams_[i].dest;
+      if (!dest.valid() || dest.family() != local.family()) {
+        return XEMS_INVALID(fmt::format("packet mode: stream {}: destination '{}' is not an "
+                                        "address of the family of the source {}",
+                                        i, dest.toString(), local.toString()));
+      }
+      const AddrPair key{local.ip(), dest.ip()};
+      auto it = seen.find(key);
+      if (it == seen.end()) {
+        auto route = nl->resolve(key.src, key.dst, deadline);
+        if (!route.ok()) {
+          return std::move(route).error();
+        }
+        routes.push_back(std::move(route).value());
+        it = seen.emplace(key, routes.size() - 1).first;
+      }
+      route_of[i] = it->second;
+    }
+    return okStatus();
+  }));
+  frames_.reserve(streams_.size());
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    frames_.push_back(makeFrameTemplate(routes[route_of[i]], locals_[i % nthreads],
+                                        streams_[i].dest, streams_[i].ssrc));
+  }
+  // Each frame names its device (sockaddr_ll); the bind only makes the socket's device explicit.
+  // A bound packet socket resolves the device by index in its own namespace, from any thread.
+  for (size_t t = 0; t < nthreads && t < streams_.size(); ++t) {
+    const int ifindex = routes[route_of[t]].ifindex;
+    if (packet_ifindex_[t] != ifindex) {
+      XEMS_TRY_STATUS(bindPacketSocket(packet_sockets_[t].get(), ifindex));
+      packet_ifindex_[t] = ifindex;
+    }
+  }
+  return okStatus();
+}
+
+Status Generator::setDestinations(const std::vector<SockAddr>& dests, uint32_t seed) {
   streams_.assign(dests.size(), Stream{});
   for (size_t i = 0; i < dests.size(); ++i) {
     Stream& s = streams_[i];
@@ -55,6 +171,16 @@ void Generator::setDestinations(const std::vector<SockAddr>& dests, uint32_t see
     s.rtp_seq = static_cast<uint16_t>(mix32(s.ssrc));
     s.rtp_ts = mix32(s.ssrc + 7);
   }
+  frames_.clear();
+  if (mode_ != GenMode::kPacket) {
+    return okStatus();
+  }
+  Status st = preparePackets();
+  if (!st.ok()) {
+    streams_.clear();
+    frames_.clear();
+  }
+  return st;
 }
 
 std::vector<uint64_t> Generator::sentPerStream() const {
@@ -124,7 +250,14 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
   if (mine.empty() || cfg.pps <= 0 || cfg.seconds <= 0) {
     return;
   }
-  const int fd = sockets_[thread].get();
+  // Packet mode: the same schedule and sequence bookkeeping, but each slot holds a whole frame
+  // (the stream's headers, then the probe) for this thread's AF_PACKET socket. All streams of a
+  // thread have its socket's family, hence one header length.
+  const bool packet = mode_ == GenMode::kPacket;
+  const int fd = packet ? packet_sockets_[thread].get() : sockets_[thread].get();
+  const size_t hdr =
+      packet ? frames_[static_cast<size_t>(mine.front() - streams_.data())].header_len : 0;
+  const size_t stride = hdr + kPacketSize;
   // This thread's share of the rate is proportional to its share of the streams, so every stream
   // gets pps / K.
   const double rate = cfg.pps * static_cast<double>(mine.size()) /
@@ -137,14 +270,14 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
       static_cast<uint64_t>(batch),
       static_cast<uint64_t>(rate * static_cast<double>(cfg.tick_ns * cfg.burst_ticks) / kNsPerSec));
 
-  std::vector<uint8_t> bufs(static_cast<size_t>(batch) * kPacketSize);
+  std::vector<uint8_t> bufs(static_cast<size_t>(batch) * stride);
   std::vector<mmsghdr> msgs(static_cast<size_t>(batch));
   std::vector<iovec> iovs(static_cast<size_t>(batch));
   std::vector<Stream*> slot_stream(static_cast<size_t>(batch));
   for (int i = 0; i < batch; ++i) {
-    uint8_t* pkt = &bufs[static_cast<size_t>(i) * kPacketSize];
-    initProbe(pkt, 0);
-    iovs[static_cast<size_t>(i)] = iovec{pkt, kPacketSize};
+    uint8_t* frame = &bufs[static_cast<size_t>(i) * stride];
+    initProbe(frame + hdr, 0);
+    iovs[static_cast<size_t>(i)] = iovec{frame, stride};
     msgs[static_cast<size_t>(i)] = mmsghdr{};
     msgs[static_cast<size_t>(i)].msg_hdr.msg_iov = &iovs[static_cast<size_t>(i)];
     msgs[static_cast<size_t>(i)].msg_hdr.msg_iovlen = 1;
@@ -160,19 +293,29 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
       for (int i = 0; i < n; ++i) {
         Stream* s = mine[cursor];
         cursor = cursor + 1 == mine.size() ? 0 : cursor + 1;
-        uint8_t* pkt = &bufs[static_cast<size_t>(i) * kPacketSize];
+        const auto index = static_cast<size_t>(s - streams_.data());
+        uint8_t* frame = &bufs[static_cast<size_t>(i) * stride];
+        uint8_t* pkt = frame + hdr;
         putBe32(pkt + 8, s->ssrc);
         writeProbe(pkt, s->rtp_seq, s->rtp_ts,
                    ProbeFields{.run_id = cfg.run_id,
-                               .stream = static_cast<uint32_t>(s - streams_.data()),
+                               .stream = static_cast<uint32_t>(index),
                                .seq = s->run_seq,
                                .send_ns = now});
         ++s->rtp_seq;
         s->rtp_ts += 160;
         ++s->run_seq;
         msghdr& h = msgs[static_cast<size_t>(i)].msg_hdr;
-        h.msg_name = const_cast<sockaddr*>(s->dest.sa());
-        h.msg_namelen = s->dest.len();
+        if (packet) {
+          const FrameTemplate& ft = frames_[index];
+          std::memcpy(frame, ft.header.data(), hdr);
+          writeUdpChecksum(frame, ft);
+          h.msg_name = const_cast<sockaddr_ll*>(&ft.dest);
+          h.msg_namelen = sizeof(sockaddr_ll);
+        } else {
+          h.msg_name = const_cast<sockaddr*>(s->dest.sa());
+          h.msg_namelen = s->dest.len();
+        }
         slot_stream[static_cast<size_t>(i)] = s;
       }
       int done = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
@@ -184,7 +327,8 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
         } else {
           ++out.send_errors;
           if (out.error.empty()) {
-            out.error = fmt::format("sendmmsg: {}", std::strerror(saved_errno));
+            out.error = fmt::format("sendmmsg{}: {}", packet ? " (AF_PACKET)" : "",
+                                    std::strerror(saved_errno));
           }
         }
       } else if (done < n) {

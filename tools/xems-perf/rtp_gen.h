@@ -3,13 +3,24 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/net.h"
+#include "common/result.h"
 #include "common/unique_fd.h"
+#include "tools/xems-perf/packet_tx.h"
 
 namespace xems::perf {
+
+// How the sender threads put packets on the wire. kUdp: sendmmsg on the streams' UDP sockets.
+// kPacket: whole Ethernet frames through one AF_PACKET socket per thread (packet_tx.h), which
+// skips the sender's UDP/IP stack and qdisc and so offers higher rates from the same cores.
+enum class GenMode : uint8_t { kUdp, kPacket };
+std::string_view genModeName(GenMode mode);
+std::optional<GenMode> parseGenMode(std::string_view text);
 
 struct GenRunConfig {
   double pps = 1000;         // total over all streams
@@ -38,9 +49,18 @@ class Generator {
   Generator(std::vector<UniqueFd> sockets, std::vector<SockAddr> dests, uint32_t seed);
 
   size_t streams() const { return streams_.size(); }
+  GenMode mode() const { return mode_; }
+  // Switches to GenMode::kPacket: opens one AF_PACKET socket per UDP socket in `netns` (where the
+  // UDP sockets were created; empty = ours) and resolves the current destinations. The UDP
+  // sockets stay open: their addresses are the frames' source. Needs CAP_NET_RAW, and
+  // CAP_NET_ADMIN when a next hop's MAC is not known yet.
+  Status usePacketMode(std::string_view netns);
   // New destinations (same count), e.g. for a fresh set of calls; SSRC and RTP sequence of each
-  // stream restart as for a new call.
-  void setDestinations(const std::vector<SockAddr>& dests, uint32_t seed);
+  // stream restart as for a new call. In packet mode this also resolves each destination's route
+  // and next-hop MAC (waiting at most kResolveWaitMs in all); an error leaves the generator
+  // without destinations. Never fails in UDP mode.
+  Status setDestinations(const std::vector<SockAddr>& dests, uint32_t seed);
+  static constexpr int kResolveWaitMs = 1000;
   // Runs one trial; blocks until every sender thread is done (bounded by cfg.seconds).
   GenResult run(const GenRunConfig& cfg);
   // Packets each stream sent in the last run (index = stream).
@@ -67,9 +87,18 @@ class Generator {
                   ThreadResult& out) noexcept;
   void senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t start_ns,
                       ThreadResult& out);
+  // Packet mode: frame templates of all streams, and each packet socket bound to the device of
+  // its thread's streams.
+  Status preparePackets();
 
   std::vector<UniqueFd> sockets_;
   std::vector<Stream> streams_;
+  GenMode mode_ = GenMode::kUdp;
+  std::string netns_;
+  std::vector<SockAddr> locals_;          // packet mode: each UDP socket's bound address
+  std::vector<UniqueFd> packet_sockets_;  // packet mode: one per UDP socket (thread)
+  std::vector<int> packet_ifindex_;       // the device each one is bound to (0: none yet)
+  std::vector<FrameTemplate> frames_;     // packet mode: per stream
 };
 
 }  // namespace xems::perf

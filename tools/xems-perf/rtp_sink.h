@@ -49,21 +49,34 @@ struct SinkTotals {
   std::string error;
 };
 
-class Sink {
+// What the relay harness needs of a sink: this UDP Sink, or XdpSink (xdp_sink.h) which counts the
+// same probes in an XDP program in front of the socket.
+class SinkBackend {
+ public:
+  virtual ~SinkBackend() = default;
+  // Resets counters for a new trial. `run_id` 0 accepts the first run id seen. Sequences must be
+  // below `max_seq`. `expected_sources` (optional, index = stream) enables the source check.
+  virtual void prepare(uint32_t run_id, size_t streams, uint32_t max_seq,
+                       std::vector<SockAddr> expected_sources = {}) = 0;
+  // Receives until `stop` is set (checked at least every 20 ms). Never throws.
+  virtual void run(const std::atomic<bool>& stop) noexcept = 0;
+  // CLOCK_MONOTONIC ns of the last datagram, for "quiet" detection by another thread.
+  virtual int64_t lastRxNs() const = 0;
+  virtual SinkTotals totals() const = 0;
+  virtual const std::vector<SinkStreamStats>& streams() const = 0;
+};
+
+class Sink : public SinkBackend {
  public:
   explicit Sink(UniqueFd socket);
 
-  // Resets counters for a new trial. `run_id` 0 accepts the first run id seen. Sequences must be
-  // below `max_seq`. `expected_sources` (optional, index = stream) enables the source check.
   void prepare(uint32_t run_id, size_t streams, uint32_t max_seq,
-               std::vector<SockAddr> expected_sources = {});
-  // Receives until `stop` is set (checked at least every 20 ms). Never throws.
-  void run(const std::atomic<bool>& stop) noexcept;
-  // CLOCK_MONOTONIC ns of the last datagram, for "quiet" detection by another thread.
-  int64_t lastRxNs() const { return last_rx_ns_.load(std::memory_order_relaxed); }
+               std::vector<SockAddr> expected_sources = {}) override;
+  void run(const std::atomic<bool>& stop) noexcept override;
+  int64_t lastRxNs() const override { return last_rx_ns_.load(std::memory_order_relaxed); }
 
-  SinkTotals totals() const;
-  const std::vector<SinkStreamStats>& streams() const { return streams_; }
+  SinkTotals totals() const override;
+  const std::vector<SinkStreamStats>& streams() const override { return streams_; }
 
  private:
   void runImpl(const std::atomic<bool>& stop);

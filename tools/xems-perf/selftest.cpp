@@ -1,6 +1,8 @@
 // `xems-perf selftest`: checks the harness itself without a relay (bencode, SDP, the sink's exact
 // accounting with crafted loss/duplicates/reordering, and generator -> sink over loopback), so a
-// relay result is never blamed on a broken counter. Needs no privileges.
+// relay result is never blamed on a broken counter. Needs no privileges, except for the XDP
+// sink's part (xdp_selftest.cpp: two network namespaces) and the generator's packet mode
+// (packet_selftest.cpp: three), which are skipped without root.
 #include <sys/socket.h>
 
 #include <atomic>
@@ -11,11 +13,14 @@
 #include "tools/xems-perf/bencode.h"
 #include "tools/xems-perf/clock.h"
 #include "tools/xems-perf/commands.h"
+#include "tools/xems-perf/crafted_probes.h"
 #include "tools/xems-perf/netns.h"
+#include "tools/xems-perf/packet_selftest.h"
 #include "tools/xems-perf/rtp_gen.h"
 #include "tools/xems-perf/rtp_packet.h"
 #include "tools/xems-perf/rtp_sink.h"
 #include "tools/xems-perf/sdp.h"
+#include "tools/xems-perf/xdp_selftest.h"
 
 namespace xems::perf {
 
@@ -79,55 +84,16 @@ void testSinkAccounting() {
   const SockAddr dest = *localAddress(rx->get());
   const SockAddr src = *localAddress(tx->get());
   Sink sink(std::move(rx).value());
-  sink.prepare(7, 2, 256, {src, SockAddr(*IpAddr::parse("127.0.0.1"), 9)});
+  sink.prepare(kCraftedRun, kCraftedStreams, kCraftedMaxSeq, craftedExpectedSources(src));
   std::atomic<bool> stop{false};
   std::thread th([&] { sink.run(stop); });
-  uint8_t pkt[kPacketSize];
-  auto send = [&](uint32_t run, uint32_t stream, uint32_t seq) {
-    initProbe(pkt, 1234 + stream);
-    writeProbe(pkt, static_cast<uint16_t>(seq), seq * 160,
-               ProbeFields{.run_id = run,
-                           .stream = stream,
-                           .seq = seq,
-                           .send_ns = static_cast<uint64_t>(monoNs())});
-    (void)::sendto(tx->get(), pkt, sizeof pkt, 0, dest.sa(), dest.len());
-  };
-  // Stream 0: 0..99 without 10, 20, 30; 5 and 6 twice; 51 before 50 (one reordered).
-  for (uint32_t s = 0; s < 100; ++s) {
-    if (s == 10 || s == 20 || s == 30 || s == 50) {
-      continue;
-    }
-    send(7, 0, s);
-    if (s == 6) {
-      send(7, 0, 5);
-      send(7, 0, 6);
-    }
-    if (s == 51) {
-      send(7, 0, 50);
-    }
-  }
-  // Stream 1: 10 packets, but its expected source is another port (all wrong-source).
-  for (uint32_t s = 0; s < 10; ++s) {
-    send(7, 1, s);
-  }
-  send(6, 0, 1);    // stale run
-  send(7, 5, 1);    // unknown stream
-  send(7, 0, 999);  // beyond max_seq
-  const uint8_t junk[20] = {1, 2, 3};
-  (void)::sendto(tx->get(), junk, sizeof junk, 0, dest.sa(), dest.len());
+  sendCraftedProbes(tx->get(), {dest});
   waitQuiet(sink, monoNs());
   stop.store(true);
   th.join();
-  const SinkTotals t = sink.totals();
-  const auto& s = sink.streams();
-  check(t.datagrams == 100 - 4 + 1 + 2 + 10 + 4, fmt::format("datagrams {}", t.datagrams));
-  check(s[0].received == 97 && s[1].received == 10,
-        fmt::format("unique received {} + {}", s[0].received, s[1].received));
-  check(t.duplicates == 2, fmt::format("duplicates {}", t.duplicates));
-  check(t.reordered == 1, fmt::format("reordered {}", t.reordered));
-  check(t.foreign == 3 && t.stale == 1, fmt::format("foreign {} stale {}", t.foreign, t.stale));
-  check(s[0].wrong_source == 0 && s[1].wrong_source == 10,
-        fmt::format("wrong source {} / {}", s[0].wrong_source, s[1].wrong_source));
+  for (const CraftedCheck& c : checkCraftedCounts("udp sink", sink.totals(), sink.streams())) {
+    check(c.ok, c.what);
+  }
 }
 
 void testGenToSink() {
@@ -177,6 +143,8 @@ int runSelftest(int argc, char** argv, int first) {
   testSdp();
   testSinkAccounting();
   testGenToSink();
+  testPacketMode(check);
+  testXdpSink(check);
   fmt::print("{}\n", g_failures == 0 ? "PASS" : fmt::format("FAIL ({} checks)", g_failures));
   return g_failures == 0 ? kExitOk : kExitFailed;
 }
