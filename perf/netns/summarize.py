@@ -449,6 +449,12 @@ def main():
         streams = f"{streams} calls per trial (one RTP stream each), fresh calls every trial"
     lines.append(f"- {streams}; {h.get('trial_seconds', '?')} s per trial; 172-byte RTP packets "
                  f"(PCMU, 160-byte payload)")
+    gen = {"packet": "Ethernet frames through AF_PACKET (qdisc bypassed)",
+           "udp": "sendmmsg on UDP sockets"}.get(h.get("gen_mode", ""))
+    sink = {"xdp": "an XDP program on xs0 that counts and drops the probes",
+            "udp": "recvmmsg on a UDP socket"}.get(h.get("sink_mode", ""))
+    if gen and sink:
+        lines.append(f"- generator: {gen}; sink: {sink}")
     if "xemsd-xdp" in cols and a.mode == "full" and rel["xemsd-xdp"]["status"] == "ok":
         src = get(rel["xemsd-xdp"], "packet_cpu_source")
         if src:

@@ -812,7 +812,7 @@ void printTrial(const Trial& t, std::string_view tag) {
 void printProgress(std::string_view label, size_t n, const Trial& t) {
   fmt::print(stderr,
              "xems-perf relay [{}] trial {}: target {:.0f} pps, offered {:.0f}, {} streams, "
-             "loss {:.3f} %, p99 {:.1f} ms, jitter {:.2f} ms -> {}{}\n",
+             "loss {:.3f} %, p99 {:.2f} ms, jitter {:.3f} ms -> {}{}\n",
              label, n, t.target_pps, t.gen.offered_pps, t.streams, t.loss_pct,
              t.sink.latency_p99_us / 1000, t.sink.jitter_mean_us / 1000, t.pass ? "pass" : "FAIL",
              t.gen_limited ? " (generator-limited)" : "");
