@@ -224,6 +224,7 @@ datapath::DatapathInfo Daemon::datapathInfo() const {
   info.counters.emplace_back("rejected_latches", st.rejected_latches);
   info.counters.emplace_back("adopted_after_restart", st.adopted);
   info.counters.emplace_back("no_stats_slot", st.no_stats_slot);
+  info.counters.emplace_back("late_stats_slot", st.late_stats_slot);
   if (offload_.next_hops) {
     info.counters.emplace_back("next_hop_route_queries", offload_.next_hops->route_queries());
     info.counters.emplace_back("next_hop_neighbour_probes", offload_.next_hops->kicks());

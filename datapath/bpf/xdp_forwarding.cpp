@@ -317,6 +317,31 @@ void XdpForwardingTable::poll() {
     return true;
   });
   cooling_slots_.erase(keep, cooling_slots_.end());
+  // Flows added while every slot was in use (a burst of deletes and new calls at full capacity:
+  // the deleted calls' slots were still cooling) are offloaded as soon as slots come free,
+  // instead of staying in userspace for the rest of the call.
+  std::vector<FlowId> late;
+  for (auto& [id, f] : flows_) {
+    if (free_slots_.empty()) {
+      break;
+    }
+    if (f.has_slot || f.in_map) {
+      continue;
+    }
+    const uint32_t slot = *takeSlot();
+    if (!maps_.resetStats(slot).ok()) {
+      free_slots_.push_back(slot);
+      break;
+    }
+    f.stats_idx = slot;
+    f.has_slot = true;
+    ++stats_.late_stats_slot;
+    late.push_back(id);
+  }
+  for (FlowId id : late) {
+    reconcile(flows_.at(id));
+    reconcileUsers(id);
+  }
   if (latch_events_) {
     onLatchEvents();
   }

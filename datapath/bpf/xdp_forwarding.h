@@ -74,6 +74,7 @@ struct XdpOffloadStats {
   uint64_t claimed = 0;          ///< of those, taken over by a restored flow
   uint64_t stale_removed = 0;    ///< of those, erased by dropUnclaimed()
   uint64_t no_stats_slot = 0;    ///< flows not offloaded: every stats slot in use
+  uint64_t late_stats_slot = 0;  ///< of those, offloaded later when a slot came free
 };
 
 /// The L2 next hop for sending from our socket `src` to the peer `dst`, resolved by the daemon

@@ -453,6 +453,8 @@ def main():
            "udp": "sendmmsg on UDP sockets"}.get(h.get("gen_mode", ""))
     sink = {"xdp": "an XDP program on xs0 that counts and drops the probes",
             "udp": "recvmmsg on a UDP socket"}.get(h.get("sink_mode", ""))
+    if gen and sink and a.mode == "smoke":
+        sink = f"recvmmsg on a UDP socket (checksums checked); for kernel forwarding {sink}"
     if gen and sink:
         lines.append(f"- generator: {gen}; sink: {sink}")
     if "xemsd-xdp" in cols and a.mode == "full" and rel["xemsd-xdp"]["status"] == "ok":

@@ -44,6 +44,13 @@ Result<std::unique_ptr<BpfTester>> BpfTester::load(const LoadOptions& opts) {
   t->skel_->rodata->cfg_offload_enabled = opts.offload_enabled;
   t->skel_->rodata->cfg_fib_flags = opts.fib_flags;
   t->skel_->rodata->cfg_precise_time = opts.precise_time;
+  if (opts.max_flows != 0) {
+    for (bpf_map* m : {t->skel_->maps.xems_flows, t->skel_->maps.xems_flow_stats}) {
+      if (const int err = bpf_map__set_max_entries(m, opts.max_flows); err != 0) {
+        return XEMS_ERRNO(-err, "setting map size");
+      }
+    }
+  }
   XEMS_TRY_STATUS(t->skel_.load());
   auto table = XdpFlowTable::fromMaps({
       .flows = t->skel_->maps.xems_flows,

@@ -28,6 +28,8 @@ struct LoadOptions {
   uint32_t offload_enabled = 1;
   uint32_t fib_flags = 0;
   uint32_t precise_time = 0;
+  /// 0: the program's default. Else the size of the flow and stats maps (capacity tests).
+  uint32_t max_flows = 0;
   /// Empty: maps are not pinned (each tester has private maps). Else the pin root.
   std::string pin_root;
 };

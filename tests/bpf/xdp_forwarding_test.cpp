@@ -11,6 +11,7 @@
 #include <poll.h>
 
 #include <map>
+#include <thread>
 
 #include "datapath/bpf/xdp_forwarding.h"
 #include "tests/bpf/bpf_tester.h"
@@ -381,6 +382,33 @@ TEST_F(XdpForwardingTest, RemoveErasesAndUnhooksThePeer) {
   EXPECT_EQ(run(fromAlice(), env_->a_if), XDP_PASS);
   EXPECT_FALSE(table_->kernelized(kB));  // nowhere to send Bob's media now
   EXPECT_EQ(run(fromBob(), env_->b_if), XDP_PASS);
+}
+
+// At full capacity a deleted call's stats slots cool for 500 ms; a call set up meanwhile starts
+// in userspace and is offloaded once poll() finds a slot free, not left there for good (perf:
+// 19 % of packets stayed in userspace when 4000 calls were replaced by 4000 new ones at once).
+TEST_F(XdpForwardingTest, FlowsWithoutAStatsSlotAreOffloadedWhenOneComesFree) {
+  auto small = BpfTester::load(LoadOptions{.max_flows = 2});
+  ASSERT_TRUE(small.ok()) << small.error().message;
+  tester_ = std::move(*small);
+  ASSERT_TRUE(tester_->table().addTxPort(env_->a_if).ok());
+  ASSERT_TRUE(tester_->table().addTxPort(env_->b_if).ok());
+  newTable();
+  addCall();  // both slots taken
+  table_->remove(kA);
+  table_->remove(kB);
+  addCall();  // the old slots cool: no slot, userspace only
+  EXPECT_FALSE(table_->kernelized(kA));
+  EXPECT_EQ(run(fromAlice(), env_->a_if), XDP_PASS);
+  EXPECT_EQ(table_->offloadStats().no_stats_slot, 2u);
+  table_->poll();  // too early: still cooling
+  EXPECT_FALSE(table_->kernelized(kA));
+  std::this_thread::sleep_for(std::chrono::milliseconds(550));
+  table_->poll();
+  EXPECT_EQ(table_->offloadStats().late_stats_slot, 2u);
+  EXPECT_TRUE(table_->kernelized(kA));
+  EXPECT_TRUE(table_->kernelized(kB));
+  EXPECT_EQ(run(fromAlice(), env_->a_if), XDP_REDIRECT);
 }
 
 TEST_F(XdpForwardingTest, RestartAdoptsEntriesAndKeepsForwarding) {

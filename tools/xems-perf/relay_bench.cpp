@@ -67,6 +67,9 @@ const std::vector<OptionSpec> kRelayOptions = {
                         "--sink-addr, in --sink-netns)"},
     {"direction", "A,B", "direction=[A,B] in offers: interface facing gen, facing sink"},
     {"relay-pid", "PID", "measure the relay's CPU time (ns per forwarded packet)"},
+    {"relay-sockets-pid", "PID", "a process in the relay's network namespace, whose "
+                                 "/proc/PID/net/udp gives the relay's socket drops per trial "
+                                 "(default: --relay-pid)"},
     {"search", "MIN:MAX", "find the highest rate with loss below --loss-max (bisection)"},
     {"loss-max", "PCT", "loss threshold in percent for --search (default 0.1)"},
     {"latency-max-ms", "MS", "after the loss-only search, also find the highest rate whose p99 "
@@ -107,6 +110,7 @@ struct RelayConfig {
   std::string sink_dev;
   std::vector<std::string> direction;
   pid_t relay_pid = 0;
+  pid_t relay_sockets_pid = 0;  // /proc/PID/net/udp: UDP receive drops in the relay's namespace
   bool search = false;
   double search_min = 0;
   double search_max = 0;
@@ -213,6 +217,7 @@ Result<RelayConfig> parseRelayConfig(const Args& a) {
   auto sink_port = a.integer("sink-port", 0);
   auto sink_cpu = a.integer("sink-cpu", -1);
   auto pid = a.integer("relay-pid", 0);
+  auto sockets_pid = a.integer("relay-sockets-pid", 0);
   auto loss = a.number("loss-max", 0.1);
   auto latency_ms = a.number("latency-max-ms", 0);
   auto trials = a.integer("max-trials", 12);
@@ -224,8 +229,8 @@ Result<RelayConfig> parseRelayConfig(const Args& a) {
   auto window = a.integer("setup-window", 32);
   auto stream_pps = a.number("stream-pps", 0);
   auto max_streams = a.integer("max-streams", 4000);
-  for (const auto* r : {&streams, &threads, &sink_port, &sink_cpu, &pid, &trials, &tick, &batch,
-                        &window, &max_streams}) {
+  for (const auto* r : {&streams, &threads, &sink_port, &sink_cpu, &pid, &sockets_pid, &trials,
+                        &tick, &batch, &window, &max_streams}) {
     if (!r->ok()) {
       return r->error();
     }
@@ -251,6 +256,7 @@ Result<RelayConfig> parseRelayConfig(const Args& a) {
   c.sink_port = static_cast<uint16_t>(*sink_port);
   c.sink_cpu = static_cast<int>(*sink_cpu);
   c.relay_pid = static_cast<pid_t>(*pid);
+  c.relay_sockets_pid = *sockets_pid > 0 ? static_cast<pid_t>(*sockets_pid) : c.relay_pid;
   c.loss_max_pct = *loss;
   c.latency_max_us = *latency_ms * 1000;
   c.max_trials = static_cast<int>(*trials);
@@ -468,7 +474,8 @@ class RelayBench {
 
     const auto cpu0 = cfg_.relay_pid > 0 ? processCpuNs(cfg_.relay_pid) : std::nullopt;
     const auto drops0 = softnetDrops();
-    const auto rdrops0 = cfg_.relay_pid > 0 ? udpSocketDrops(cfg_.relay_pid) : std::nullopt;
+    const auto rdrops0 =
+        cfg_.relay_sockets_pid > 0 ? udpSocketDrops(cfg_.relay_sockets_pid) : std::nullopt;
     const auto busy0 = hostBusyNs();
     const auto self0 = processCpuNs(::getpid());
     const int64_t t0 = monoNs();
@@ -492,7 +499,8 @@ class RelayBench {
     const int64_t t1 = monoNs();
     const auto cpu1 = cfg_.relay_pid > 0 ? processCpuNs(cfg_.relay_pid) : std::nullopt;
     const auto drops1 = softnetDrops();
-    const auto rdrops1 = cfg_.relay_pid > 0 ? udpSocketDrops(cfg_.relay_pid) : std::nullopt;
+    const auto rdrops1 =
+        cfg_.relay_sockets_pid > 0 ? udpSocketDrops(cfg_.relay_sockets_pid) : std::nullopt;
     const auto busy1 = hostBusyNs();
     const auto self1 = processCpuNs(::getpid());
     stop.store(true);
@@ -1024,6 +1032,11 @@ int runRelay(int argc, char** argv, int first) {
         printTrial(trials.back(), "");
       } else {
         printProgress(cfg.label, trials.size(), trials.back());
+      }
+      if (!trials.back().sink.error.empty()) {
+        // A sink that failed counted nothing: its "100 % loss" says nothing about the relay.
+        setup_error = "sink: " + trials.back().sink.error;
+        return nullptr;
       }
       return &trials.back();
     };
