@@ -33,7 +33,9 @@
 #   whose p99 one-way delay stays below), REPEATS (1: repeat every measurement; the table shows
 #   the median and min-max), NG_CALLS_C1 (2000), NG_CALLS_C32 (10000), LOG_LEVEL (4),
 #   XEMSD_EXTRA_ARGS, RTPENGINE_EXTRA_ARGS, GEN_MODE (packet: AF_PACKET frames; udp: sendmmsg on
-#   UDP sockets), SINK_MODE (xdp: counting XDP program on xs0; udp: a recvmmsg socket).
+#   UDP sockets), SINK_MODE (xdp: counting XDP program on xs0; udp: a recvmmsg socket),
+#   PAYLOAD_BYTES (160), PTIME (20 ms: the RTP timestamp step and a=ptime; STREAM_PPS then
+#   defaults to 1000 / PTIME).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -106,6 +108,9 @@ fi
 xdp_napi_cpu=${XDP_NAPI_CPU:-off}
 [ -n "$relay_cpu" ] || xdp_napi_cpu=off
 
+payload_bytes=${PAYLOAD_BYTES:-160}
+ptime=${PTIME:-20}
+default_stream_pps=$(( 1000 / ptime ))
 # Full mode: calls follow the rate at STREAM_PPS packets/s each (50 = one direction of a G.711
 # 20 ms call), so "max pps" is also "max one-way G.711 streams x 50". STREAMS=K instead fixes K.
 if [ "$smoke" = 1 ]; then
@@ -115,8 +120,10 @@ elif [ -n "${STREAMS:-}" ]; then
   streams=$STREAMS; trial_seconds=${TRIAL_SECONDS:-3}; start_pps=${START_PPS:-20000}
   stream_args=(--streams "$streams")
 else
-  streams="rate/${STREAM_PPS:-50}"; trial_seconds=${TRIAL_SECONDS:-3}; start_pps=${START_PPS:-20000}
-  stream_args=(--stream-pps "${STREAM_PPS:-50}" --max-streams "${MAX_STREAMS:-4000}")
+  streams="rate/${STREAM_PPS:-$default_stream_pps}"; trial_seconds=${TRIAL_SECONDS:-3}
+  start_pps=${START_PPS:-20000}
+  stream_args=(--stream-pps "${STREAM_PPS:-$default_stream_pps}"
+    --max-streams "${MAX_STREAMS:-4000}")
 fi
 search_min=${SEARCH_MIN:-5000}
 search_max=${SEARCH_MAX:-2000000}
@@ -382,7 +389,8 @@ relay_args() {
   [ -z "$relay_pid" ] || echo --relay-sockets-pid "$relay_pid"
   echo --gen-netns "$ns_gen" --sink-netns "$ns_sink" --gen-addr "$gen_ip" --sink-addr "$sink_ip" \
     "${stream_args[@]}" --seconds "$trial_seconds" --json
-  echo --gen-mode "${2:-$gen_mode}" --sink-mode "${3:-$sink_mode}"
+  echo --gen-mode "${2:-$gen_mode}" --sink-mode "${3:-$sink_mode}" \
+    --payload-bytes "$payload_bytes" --ptime "$ptime"
 }
 
 # measure NAME: ng benchmark at concurrency 1 and 32, then the rate search (or the smoke trial).
@@ -645,7 +653,7 @@ mode=full
 /usr/bin/python3 "$here/summarize.py" --mode "$mode" --out "$out" \
   --meta "cpus=$cpus" "relay_cpu=${relay_cpu:-}" "harness_cpu=${harness_cpu:-}" \
   "relay_threads=$relay_threads" "streams=$streams" "trial_seconds=$trial_seconds" \
-  "gen_mode=$gen_mode" "sink_mode=$sink_mode" \
+  "gen_mode=$gen_mode" "sink_mode=$sink_mode" "payload_bytes=$payload_bytes" "ptime=$ptime" \
   "loss_max_pct=$loss_max" "latency_max_ms=$latency_max_ms" "repeats=$repeats" \
   "kernel=$(uname -r)" \
   "rtpengine_version=$("${rtpengine_bin:-false}" --version 2> /dev/null | head -1 || true)" \

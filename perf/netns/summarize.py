@@ -447,8 +447,9 @@ def main():
                    f"per call, gen -> relay -> sink), fresh calls every trial")
     else:
         streams = f"{streams} calls per trial (one RTP stream each), fresh calls every trial"
-    lines.append(f"- {streams}; {h.get('trial_seconds', '?')} s per trial; 172-byte RTP packets "
-                 f"(PCMU, 160-byte payload)")
+    payload = int(h.get("payload_bytes", "160") or 160)
+    lines.append(f"- {streams}; {h.get('trial_seconds', '?')} s per trial; {payload + 12}-byte RTP "
+                 f"packets (PT 0, {payload}-byte payload, ptime {h.get('ptime', '20')} ms)")
     gen = {"packet": "Ethernet frames through AF_PACKET (qdisc bypassed)",
            "udp": "sendmmsg on UDP sockets"}.get(h.get("gen_mode", ""))
     sink = {"xdp": "an XDP program on xs0 that counts and drops the probes",

@@ -127,4 +127,23 @@ std::vector<std::string_view> splitList(std::string_view text, char sep) {
   return out;
 }
 
+Result<ProbeShape> parseProbeShape(const Args& a) {
+  auto payload = a.integer("payload-bytes", 160);
+  auto ptime = a.integer("ptime", 20);
+  if (!payload.ok()) {
+    return payload.error();
+  }
+  if (!ptime.ok()) {
+    return ptime.error();
+  }
+  if (*payload < 24 || *payload > 1400) {
+    return XEMS_INVALID("--payload-bytes must be 24..1400");
+  }
+  if (*ptime < 1 || *ptime > 1000) {
+    return XEMS_INVALID("--ptime must be 1..1000 ms");
+  }
+  return ProbeShape{.payload = static_cast<size_t>(*payload),
+                    .ptime_ms = static_cast<uint32_t>(*ptime)};
+}
+
 }  // namespace xems::perf

@@ -40,6 +40,19 @@ class Args {
   std::map<std::string, std::string, std::less<>> values_;
 };
 
+// --payload-bytes and --ptime of the generating subcommands: RTP payload size and packet time
+// (the RTP timestamp step is 8 kHz x ptime; the rate per stream stays its own option).
+struct ProbeShape {
+  size_t payload = 160;
+  uint32_t ptime_ms = 20;
+  uint32_t tsStep() const { return 8 * ptime_ms; }
+};
+inline constexpr OptionSpec kPayloadOption = {
+    "payload-bytes", "N", "RTP payload bytes per packet, 24..1400 (default 160: G.711 20 ms)"};
+inline constexpr OptionSpec kPtimeOption = {
+    "ptime", "MS", "packet time: RTP timestamp step 8 x MS and a=ptime in the SDP (default 20)"};
+Result<ProbeShape> parseProbeShape(const Args& a);
+
 Result<int64_t> parseInt(std::string_view text);
 Result<double> parseDouble(std::string_view text);
 std::vector<std::string_view> splitList(std::string_view text, char sep);

@@ -35,6 +35,8 @@ const std::vector<OptionSpec> kGenOptions = {
     {"run-id", "N", "run id written into every packet (default 1)"},
     {"tick-us", "US", "pacing tick (default 1000)"},
     {"batch", "N", "packets per sendmmsg (default 64)"},
+    kPayloadOption,
+    kPtimeOption,
     {"gen-mode", "udp|packet", "udp sockets (default), or Ethernet frames through AF_PACKET "
                                "(skips the UDP/IP stack; needs root)"},
     {"json", "", "print JSON"},
@@ -142,7 +144,13 @@ int runGen(int argc, char** argv, int first) {
     }
   }
   std::random_device rd;
+  const auto shape = parseProbeShape(*args);
+  if (!shape.ok()) {
+    fmt::print(stderr, "xems-perf gen: {}\n", shape.error().message);
+    return kExitUsage;
+  }
   Generator gen(std::move(fds), dests, rd());
+  gen.setShape(shape->payload, shape->tsStep());
   if (*mode == GenMode::kPacket) {
     if (auto st = gen.usePacketMode(args->str("netns")); !st.ok()) {
       fmt::print(stderr, "xems-perf gen: {}\n", st.error().message);

@@ -291,10 +291,14 @@ void testChecksums(const CheckFn& check) {
       const SockAddr src(route.src_ip, static_cast<uint16_t>(r));
       const SockAddr dst(dst_ip, static_cast<uint16_t>(r >> 16));
       const auto ssrc = static_cast<uint32_t>(r >> 32);
-      const FrameTemplate t = makeFrameTemplate(route, src, dst, ssrc);
-      uint8_t frame[kMaxFrameHeader + kPacketSize];
+      // Every third frame another payload size (--payload-bytes), odd ones included.
+      const size_t payload =
+          i % 3 == 0 ? kMinPayloadSize + static_cast<size_t>(r % (kMaxPayloadSize - 23))
+                     : kPayloadSize;
+      const FrameTemplate t = makeFrameTemplate(route, src, dst, ssrc, payload);
+      uint8_t frame[kMaxFrameHeader + kMaxPacketSize];
       std::memcpy(frame, t.header.data(), t.header_len);
-      initProbe(frame + t.header_len, ssrc);
+      initProbe(frame + t.header_len, ssrc, payload);
       // Extreme values too: all-ones fields push the sum through every carry.
       const uint64_t v = (i % 7 == 0) ? ~uint64_t{0} : rng();
       writeProbe(frame + t.header_len, static_cast<uint16_t>(v), static_cast<uint32_t>(v >> 8),
@@ -305,13 +309,13 @@ void testChecksums(const CheckFn& check) {
       writeUdpChecksum(frame, t);
       all = all && frameChecksumsValid(frame, t.frameSize());
       // And a corrupted byte must be caught by the same verifier.
-      frame[t.header_len + 40] ^= 0x5a;
+      frame[t.header_len + std::min<size_t>(40, kRtpHeaderSize + payload - 1)] ^= 0x5a;
       all = all && !frameChecksumsValid(frame, t.frameSize());
       ++frames;
     }
   }
   check(all, fmt::format("packet frames: incremental IPv4/UDP checksums verify from scratch "
-                         "({} IPv4 + IPv6 frames, corrupted ones fail)",
+                         "({} IPv4 + IPv6 frames, payloads 24..1400 bytes, corrupted ones fail)",
                          frames));
 }
 

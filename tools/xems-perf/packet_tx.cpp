@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -560,8 +561,11 @@ Status bindPacketSocket(int fd, int ifindex) {
 }
 
 FrameTemplate makeFrameTemplate(const PacketRoute& route, const SockAddr& src, const SockAddr& dst,
-                                uint32_t ssrc) {
+                                uint32_t ssrc, size_t payload) {
   FrameTemplate t;
+  payload = std::clamp(payload, kMinPayloadSize, kMaxPayloadSize);
+  t.payload = static_cast<uint16_t>(payload);
+  const size_t probe_len = kRtpHeaderSize + payload;
   uint8_t* h = t.header.data();
   const IpAddr sip = route.src_ip;
   const IpAddr dip = dst.ip();
@@ -571,7 +575,7 @@ FrameTemplate makeFrameTemplate(const PacketRoute& route, const SockAddr& src, c
   std::memcpy(h + 6, route.src_mac.data(), 6);
   putBe16(h + 12, ethertype);
   uint8_t* ip = h + kEthHeaderSize;
-  const auto udp_len = static_cast<uint16_t>(8 + kPacketSize);
+  const auto udp_len = static_cast<uint16_t>(8 + probe_len);
   uint64_t sum = 0;
   if (!v6) {
     ip[0] = 0x45;  // IPv4, 20-byte header
@@ -602,10 +606,10 @@ FrameTemplate makeFrameTemplate(const PacketRoute& route, const SockAddr& src, c
   putBe16(udp + 4, udp_len);
   sum += sum16(udp, 8);
   t.header_len = static_cast<uint8_t>(t.udp_offset + 8);
-  uint8_t probe[kPacketSize];
-  initProbe(probe, ssrc);
-  writeProbe(probe, 0, 0, ProbeFields{});  // the fields writeUdpChecksum() adds per packet
-  sum += sum16(probe, kPacketSize);
+  std::array<uint8_t, kMaxPacketSize> probe{};
+  initProbe(probe.data(), ssrc, payload);
+  writeProbe(probe.data(), 0, 0, ProbeFields{});  // the fields writeUdpChecksum() adds per packet
+  sum += sum16(probe.data(), probe_len);
   t.csum_base = fold(sum);
   t.dest.sll_family = AF_PACKET;
   t.dest.sll_protocol = htons(ethertype);

@@ -89,12 +89,14 @@ struct FrameTemplate {
   // its SSRC and with every field writeProbe() changes set to zero.
   uint32_t csum_base = 0;
   sockaddr_ll dest{};  // msg_name for sendmmsg: device, EtherType and next hop's MAC
+  uint16_t payload = kPayloadSize;  // RTP payload bytes (the probe fields, then filler)
 
-  size_t frameSize() const { return header_len + kPacketSize; }
+  size_t frameSize() const { return header_len + kRtpHeaderSize + payload; }
 };
 
+// `payload`: kMinPayloadSize..kMaxPayloadSize.
 FrameTemplate makeFrameTemplate(const PacketRoute& route, const SockAddr& src, const SockAddr& dst,
-                                uint32_t ssrc);
+                                uint32_t ssrc, size_t payload = kPayloadSize);
 
 // Writes the UDP checksum of a frame whose probe (SSRC included) has been written: the template's
 // base plus the 13 16-bit words writeProbe() changes, so ~15 adds per packet instead of ~100.

@@ -57,6 +57,8 @@ const std::vector<OptionSpec> kRelayOptions = {
     {"gen-cpus", "LIST", "pin sender threads to these CPUs, e.g. 0 or 0,2"},
     {"gen-mode", "udp|packet", "generator transmit: udp sockets (default), or Ethernet frames "
                                "through AF_PACKET (skips the UDP/IP stack; needs root)"},
+    kPayloadOption,
+    kPtimeOption,
     {"sink-addr", "IP", "address the sink listens on (required)"},
     {"sink-port", "PORT", "sink port (default: any free port)"},
     {"sink-netns", "NAME", "network namespace of the sink socket"},
@@ -102,6 +104,7 @@ struct RelayConfig {
   size_t gen_threads = 1;
   std::vector<int> gen_cpus;
   GenMode gen_mode = GenMode::kUdp;
+  ProbeShape shape;
   IpAddr sink_addr;
   uint16_t sink_port = 0;
   std::string sink_netns;
@@ -202,6 +205,11 @@ Result<RelayConfig> parseRelayConfig(const Args& a) {
     return XEMS_INVALID("--gen-mode must be udp or packet");
   }
   c.gen_mode = *gen_mode;
+  auto shape = parseProbeShape(a);
+  if (!shape.ok()) {
+    return shape.error();
+  }
+  c.shape = *shape;
   c.sink_netns = a.str("sink-netns");
   const auto sink_mode = parseSinkMode(a.str("sink-mode", "udp"));
   if (!sink_mode) {
@@ -318,6 +326,7 @@ class RelayCalls : public JobSpec {
     options_.direction = cfg.direction;
     options_.caller_proxy = cfg.gen_addr;
     options_.callee_proxy = cfg.sink_addr;
+    ptime_ms_ = cfg.shape.ptime_ms;
   }
 
   int steps() const override { return 2; }
@@ -350,14 +359,16 @@ class RelayCalls : public JobSpec {
           SdpParams{.address = g.ip(),
                     .port = g.port(),
                     .session_id = 3'000'000'000ull + round_ * 100'000ull + job,
-                    .user = "gen"});
+                    .user = "gen",
+                    .ptime_ms = ptime_ms_});
       buildOfferRequest(call, sdp, options_, out);
     } else if (step == 1) {
       const std::string sdp = makePhoneSdp(SdpParams{.address = sink_local_.ip(),
                                                      .port = sink_local_.port(),
                                                      .session_id = 4'000'000'000ull +
                                                                    round_ * 100'000ull + job,
-                                                     .user = "sink"});
+                                                     .user = "sink",
+                                                     .ptime_ms = ptime_ms_});
       buildAnswerRequest(call, sdp, options_, out);
     } else {
       buildDeleteRequest(call, out);
@@ -391,6 +402,7 @@ class RelayCalls : public JobSpec {
   SockAddr sink_local_;
   std::string prefix_;
   uint32_t round_ = 0;
+  uint32_t ptime_ms_ = 20;
   CallRequestOptions options_;
   std::vector<SockAddr> leg_a_;
   std::vector<SockAddr> leg_b_;
@@ -906,6 +918,7 @@ int runRelay(int argc, char** argv, int first) {
                sink_local->toString());
   }
   Generator gen(std::move(gen_fds), std::vector<SockAddr>(), rd());
+  gen.setShape(cfg.shape.payload, cfg.shape.tsStep());
   if (cfg.gen_mode == GenMode::kPacket) {
     if (auto st = gen.usePacketMode(cfg.gen_netns); !st.ok()) {
       fmt::print(stderr, "xems-perf relay: generator: {}\n", st.error().message);
@@ -1091,6 +1104,8 @@ int runRelay(int argc, char** argv, int first) {
   if (cfg.json) {
     nlohmann::json j = {{"mode", "relay"},
                         {"gen_mode", genModeName(cfg.gen_mode)},
+                        {"payload_bytes", cfg.shape.payload},
+                        {"ptime_ms", cfg.shape.ptime_ms},
                         {"sink_mode", sinkModeName(cfg.sink_mode)},
                         {"label", cfg.label},
                         {"direct", cfg.direct},

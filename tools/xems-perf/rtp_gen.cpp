@@ -148,7 +148,7 @@ Status Generator::preparePackets() {
   frames_.reserve(streams_.size());
   for (size_t i = 0; i < streams_.size(); ++i) {
     frames_.push_back(makeFrameTemplate(routes[route_of[i]], locals_[i % nthreads],
-                                        streams_[i].dest, streams_[i].ssrc));
+                                        streams_[i].dest, streams_[i].ssrc, payload_));
   }
   // Each frame names its device (sockaddr_ll); the bind only makes the socket's device explicit.
   // A bound packet socket resolves the device by index in its own namespace, from any thread.
@@ -160,6 +160,11 @@ Status Generator::preparePackets() {
     }
   }
   return okStatus();
+}
+
+void Generator::setShape(size_t payload, uint32_t ts_step) {
+  payload_ = std::clamp(payload, kMinPayloadSize, kMaxPayloadSize);
+  ts_step_ = ts_step;
 }
 
 Status Generator::setDestinations(const std::vector<SockAddr>& dests, uint32_t seed) {
@@ -257,7 +262,7 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
   const int fd = packet ? packet_sockets_[thread].get() : sockets_[thread].get();
   const size_t hdr =
       packet ? frames_[static_cast<size_t>(mine.front() - streams_.data())].header_len : 0;
-  const size_t stride = hdr + kPacketSize;
+  const size_t stride = hdr + kRtpHeaderSize + payload_;
   // This thread's share of the rate is proportional to its share of the streams, so every stream
   // gets pps / K.
   const double rate = cfg.pps * static_cast<double>(mine.size()) /
@@ -276,7 +281,7 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
   std::vector<Stream*> slot_stream(static_cast<size_t>(batch));
   for (int i = 0; i < batch; ++i) {
     uint8_t* frame = &bufs[static_cast<size_t>(i) * stride];
-    initProbe(frame + hdr, 0);
+    initProbe(frame + hdr, 0, payload_);
     iovs[static_cast<size_t>(i)] = iovec{frame, stride};
     msgs[static_cast<size_t>(i)] = mmsghdr{};
     msgs[static_cast<size_t>(i)].msg_hdr.msg_iov = &iovs[static_cast<size_t>(i)];
@@ -303,7 +308,7 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
                                .seq = s->run_seq,
                                .send_ns = now});
         ++s->rtp_seq;
-        s->rtp_ts += 160;
+        s->rtp_ts += ts_step_;
         ++s->run_seq;
         msghdr& h = msgs[static_cast<size_t>(i)].msg_hdr;
         if (packet) {
@@ -338,7 +343,7 @@ void Generator::senderLoopImpl(size_t thread, const GenRunConfig& cfg, int64_t s
       for (int i = n - 1; i >= done; --i) {
         Stream* s = slot_stream[static_cast<size_t>(i)];
         --s->rtp_seq;
-        s->rtp_ts -= 160;
+        s->rtp_ts -= ts_step_;
         --s->run_seq;
         cursor = cursor == 0 ? mine.size() - 1 : cursor - 1;
       }

@@ -50,6 +50,10 @@ class Generator {
 
   size_t streams() const { return streams_.size(); }
   GenMode mode() const { return mode_; }
+  // RTP payload bytes per packet (kMinPayloadSize..kMaxPayloadSize; default 160) and the RTP
+  // timestamp step per packet (8 kHz x ptime: 160 for 20 ms). Call before setDestinations().
+  void setShape(size_t payload, uint32_t ts_step);
+  size_t payloadSize() const { return payload_; }
   // Switches to GenMode::kPacket: opens one AF_PACKET socket per UDP socket in `netns` (where the
   // UDP sockets were created; empty = ours) and resolves the current destinations. The UDP
   // sockets stay open: their addresses are the frames' source. Needs CAP_NET_RAW, and
@@ -99,6 +103,8 @@ class Generator {
   std::vector<UniqueFd> packet_sockets_;  // packet mode: one per UDP socket (thread)
   std::vector<int> packet_ifindex_;       // the device each one is bound to (0: none yet)
   std::vector<FrameTemplate> frames_;     // packet mode: per stream
+  size_t payload_ = kPayloadSize;
+  uint32_t ts_step_ = 160;
 };
 
 }  // namespace xems::perf

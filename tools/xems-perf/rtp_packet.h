@@ -8,7 +8,7 @@
 //     8  stream index
 //    12  extended sequence number within the run, from 0
 //    16  send time, CLOCK_MONOTONIC ns
-//    24  0xff filler (mu-law silence) up to 160 bytes
+//    24  0xff filler (mu-law silence) up to the payload size (160 bytes by default)
 #pragma once
 
 #include <cstdint>
@@ -17,8 +17,13 @@
 namespace xems::perf {
 
 inline constexpr size_t kRtpHeaderSize = 12;
-inline constexpr size_t kPayloadSize = 160;
+inline constexpr size_t kPayloadSize = 160;  // the default: G.711, 20 ms
 inline constexpr size_t kPacketSize = kRtpHeaderSize + kPayloadSize;
+// Settable payload sizes (xems-perf --payload-bytes): room for the probe fields, and a packet
+// that fits a 1500-byte MTU with IPv6.
+inline constexpr size_t kMinPayloadSize = 24;
+inline constexpr size_t kMaxPayloadSize = 1400;
+inline constexpr size_t kMaxPacketSize = kRtpHeaderSize + kMaxPayloadSize;
 inline constexpr uint32_t kProbeMagic = 0x58505246;  // "XPRF"
 
 inline void putBe16(uint8_t* p, uint16_t v) {
@@ -51,8 +56,8 @@ struct ProbeFields {
 };
 
 // Fills the constant parts once; writeProbe() then touches only the changing fields.
-inline void initProbe(uint8_t* pkt, uint32_t ssrc) {
-  std::memset(pkt, 0xff, kPacketSize);
+inline void initProbe(uint8_t* pkt, uint32_t ssrc, size_t payload = kPayloadSize) {
+  std::memset(pkt, 0xff, kRtpHeaderSize + payload);
   pkt[0] = 0x80;  // V=2
   pkt[1] = 0x00;  // PT 0 (PCMU)
   putBe32(pkt + 8, ssrc);

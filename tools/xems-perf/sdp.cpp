@@ -25,13 +25,13 @@ std::string makePhoneSdp(const SdpParams& p) {
       "a=rtpmap:101 telephone-event/8000\r\n"
       "a=fmtp:101 0-16\r\n"
       "a=rtcp:{5} IN {2} {3}\r\n"
-      "a=ptime:20\r\n"
+      "a=ptime:{8}\r\n"
       "a=maxptime:150\r\n"
       "a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics\r\n"
       "a=ssrc:{6} cname:{7:016x}@xems-perf\r\n"
       "a=sendrecv\r\n",
       p.user, p.session_id, fam, addr, p.port, p.port + 1,
-      static_cast<uint32_t>(p.session_id * 2654435761u), p.session_id);
+      static_cast<uint32_t>(p.session_id * 2654435761u), p.session_id, p.ptime_ms);
 }
 
 std::optional<SockAddr> firstAudioEndpoint(std::string_view sdp) {

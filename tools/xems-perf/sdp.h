@@ -16,6 +16,7 @@ struct SdpParams {
   uint16_t port = 0;    // m=audio port (RTCP is port + 1)
   uint64_t session_id = 0;
   std::string_view user = "-";
+  uint32_t ptime_ms = 20;
 };
 
 // A phone-like audio offer/answer: PCMU, PCMA, telephone-event, ptime 20, sendrecv.

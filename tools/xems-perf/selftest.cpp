@@ -4,8 +4,10 @@
 // sink's part (xdp_selftest.cpp: two network namespaces) and the generator's packet mode
 // (packet_selftest.cpp: three), which are skipped without root.
 #include <sys/socket.h>
+#include <time.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -130,6 +132,48 @@ void testGenToSink() {
         fmt::format("loopback: received {} of {}, every stream exact", t.received, g.sent));
 }
 
+// --payload-bytes and --ptime: datagram size, RTP timestamp step, and the sink still counts them.
+void testProbeShape() {
+  const SockAddr lo(*IpAddr::parse("127.0.0.1"), 0);
+  auto rx = openUdp("", lo, UdpSocketOptions{.rcvbuf = 4 << 20});
+  auto tx = openUdp("", lo, UdpSocketOptions{});
+  if (!rx.ok() || !tx.ok()) {
+    check(false, "loopback sockets");
+    return;
+  }
+  const SockAddr dest = *localAddress(rx->get());
+  std::vector<UniqueFd> fds;
+  fds.push_back(std::move(tx).value());
+  Generator gen(std::move(fds), std::vector<SockAddr>(1, dest), 7);
+  gen.setShape(401, 8 * 30);
+  const GenResult g = gen.run(GenRunConfig{.pps = 1000, .seconds = 0.05, .run_id = 5});
+  size_t got = 0;
+  bool sizes_ok = true;
+  bool steps_ok = true;
+  bool probes_ok = true;
+  std::optional<uint32_t> last_ts;
+  uint8_t buf[2048];
+  for (const int64_t end = monoNs() + kNsPerSec; got < g.sent && monoNs() < end;) {
+    const ssize_t n = ::recv(rx->get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+      timespec ts{0, kNsPerMs};
+      ::nanosleep(&ts, nullptr);
+      continue;
+    }
+    ++got;
+    ProbeFields f;
+    sizes_ok = sizes_ok && n == static_cast<ssize_t>(kRtpHeaderSize + 401);
+    probes_ok = probes_ok && readProbe(buf, static_cast<size_t>(n), f) && f.run_id == 5;
+    const uint32_t ts = getBe32(buf + 4);
+    steps_ok = steps_ok && (!last_ts || ts - *last_ts == 240);
+    last_ts = ts;
+  }
+  check(g.sent >= 45 && got == g.sent && sizes_ok && steps_ok && probes_ok,
+        fmt::format("--payload-bytes 401 --ptime 30: {} of {} datagrams of 413 bytes, RTP "
+                    "timestamp +240 each, probes readable",
+                    got, g.sent));
+}
+
 }  // namespace
 
 int runSelftest(int argc, char** argv, int first) {
@@ -143,6 +187,7 @@ int runSelftest(int argc, char** argv, int first) {
   testSdp();
   testSinkAccounting();
   testGenToSink();
+  testProbeShape();
   testPacketMode(check);
   testXdpSink(check);
   fmt::print("{}\n", g_failures == 0 ? "PASS" : fmt::format("FAIL ({} checks)", g_failures));
