@@ -188,7 +188,7 @@ def cell(entry, path, spec):
 
 
 def plot_points(out_dir, name, mode):
-    """(offered pps, delivered pps, loss %) of every measured trial of relay NAME."""
+    """(offered pps, delivered pps, loss %, p99 one-way ms) of every trial of relay NAME."""
     files = ([os.path.join(out_dir, f"{name}-relay.json")] if mode == "smoke"
              else rep_files(out_dir, name, "relay"))
     points = []
@@ -198,11 +198,12 @@ def plot_points(out_dir, name, mode):
             sent, offered = t.get("sent") or 0, t.get("offered_pps") or 0
             if sent and offered:
                 delivered = offered * (t.get("received") or 0) / sent
-                points.append((offered, delivered, t.get("loss_pct") or 0.0))
+                points.append((offered, delivered, t.get("loss_pct") or 0.0,
+                               (t.get("latency_p99_us") or 0.0) / 1000))
     return sorted(points)
 
 
-def plot(out_dir, cols, mode, loss_max):
+def plot(out_dir, cols, mode, loss_max, latency_max):
     """relay_compare.png with gnuplot: delivered vs offered rate, and loss vs offered rate, one
     line per relay. Returns the PNG's path, or None (and says why) without gnuplot or data."""
     series = [(n, plot_points(out_dir, n, mode)) for n in cols]
@@ -216,21 +217,26 @@ def plot(out_dir, cols, mode, loss_max):
     dat = os.path.join(out_dir, "relay_compare-plot.dat")
     with open(dat, "w") as f:
         for name, pts in series:
-            f.write(f"# {name}: offered_pps delivered_pps loss_pct\n")
-            for o, d, loss_pct in pts:
-                f.write(f"{o:.0f} {d:.0f} {loss_pct:.6f}\n")
+            f.write(f"# {name}: offered_pps delivered_pps loss_pct p99_ms\n")
+            for o, d, loss_pct, p99 in pts:
+                f.write(f"{o:.0f} {d:.0f} {loss_pct:.6f} {p99:.3f}\n")
             f.write("\n\n")
     png = os.path.join(out_dir, "relay_compare.png")
-    top = max(max(o, d) for _, pts in series for o, d, _ in pts) * 1.05
+    top = max(max(o, d) for _, pts in series for o, d, _, _ in pts) * 1.05
     floor = 1e-4  # loss 0 is drawn on the floor of the log scale
+    colours = {"rtpengine": "#d62728", "xemsd": "#1f77b4", "xemsd-xdp": "#2ca02c",
+               "kernel": "#7f7f7f"}
+
     def block(i, name, using):
-        return f"'{dat}' index {i} using {using} with linespoints title '{name}'"
+        return (f"'{dat}' index {i} using {using} with linespoints lw 1.5 "
+                f"lc rgb '{colours.get(name, '#9467bd')}' title '{name}'")
     delivered = ", ".join(block(i, n, "1:2") for i, (n, _) in enumerate(series))
     lost = ", ".join(block(i, n, f"1:($3 > {floor} ? $3 : {floor})")
                      for i, (n, _) in enumerate(series))
-    script = f"""set terminal pngcairo size 1000,900 font ',10'
+    p99 = ", ".join(block(i, n, "1:($4 > 0.01 ? $4 : 0.01)") for i, (n, _) in enumerate(series))
+    script = f"""set terminal pngcairo size 1000,1300 font ',10'
 set output '{png}'
-set multiplot layout 2,1 title 'xems-perf: RTP through each relay (one point per trial)'
+set multiplot layout 3,1 title 'xems-perf: RTP through each relay (one point per trial)'
 set grid
 set key top left
 set format x '%.0s%c'
@@ -244,7 +250,11 @@ set logscale y
 set format y '%g'
 set yrange [{floor}:100]
 set ylabel 'loss % (0 drawn at {floor})'
-plot {loss_max} with lines dashtype 2 lc 'red' title 'threshold {loss_max} %', {lost}
+plot {loss_max} with lines dashtype 2 lc 'black' title 'threshold {loss_max} %', {lost}
+set yrange [0.01:10000]
+set format y '%g'
+set ylabel 'p99 one-way latency (ms)'
+plot {latency_max} with lines dashtype 2 lc 'black' title 'bound {latency_max} ms', {p99}
 unset multiplot
 """
     try:
@@ -489,11 +499,11 @@ def main():
                             "per packet/cycle is less affected)" if busy else ""))
     if h.get("rtpengine_version"):
         lines.append(f"- rtpengine: {h['rtpengine_version']}")
-    png = plot(a.out, cols, a.mode, float(loss))
+    png = plot(a.out, cols, a.mode, float(loss), float(meta.get("latency_max_ms", "50") or 50))
     if png:
         report["plot"] = os.path.basename(png)
-        lines.append(f"- plot: {os.path.basename(png)} (delivered and lost vs offered rate, per "
-                     f"relay; data in relay_compare-plot.dat)")
+        lines.append(f"- plot: {os.path.basename(png)} (delivered rate, loss and p99 latency vs "
+                     f"offered rate, per relay; data in relay_compare-plot.dat)")
     md = "\n".join(lines) + "\n"
 
     with open(os.path.join(a.out, "relay_compare.json"), "w") as f:
