@@ -62,6 +62,20 @@ IpAddr IpAddr::fromRaw(Family f, const void* bytes) {
   return a;
 }
 
+std::optional<IpAddr> IpAddr::fromAf(int af, const void* bytes, size_t len) {
+  if (af == AF_INET && len == 4) {
+    return fromRaw(Family::kIpv4, bytes);
+  }
+  if (af == AF_INET6 && len == 16) {
+    return fromRaw(Family::kIpv6, bytes);
+  }
+  return std::nullopt;
+}
+
+int IpAddr::af() const {
+  return isV4() ? AF_INET : AF_INET6;
+}
+
 IpAddr IpAddr::any(Family f) {
   IpAddr a;
   a.family_ = f;

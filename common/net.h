@@ -29,6 +29,8 @@ class IpAddr {
   static IpAddr any(Family f);
   // 4 bytes for IPv4, 16 for IPv6, network order.
   static IpAddr fromRaw(Family f, const void* bytes);
+  // From a kernel (netlink) address: AF_INET with 4 bytes or AF_INET6 with 16, else nothing.
+  static std::optional<IpAddr> fromAf(int af, const void* bytes, size_t len);
 
   Family family() const { return family_; }
   bool isV4() const { return family_ == Family::kIpv4; }
@@ -36,6 +38,8 @@ class IpAddr {
   bool isNone() const { return family_ == Family::kNone; }
   bool isAny() const;  // 0.0.0.0 or ::
   const uint8_t* bytes() const { return bytes_; }
+  size_t rawSize() const { return isV4() ? 4 : 16; }  // of bytes()
+  int af() const;                                       // AF_INET or AF_INET6
   std::string toString() const;
   // 32-bit network-order for IPv4.
   uint32_t v4NetOrder() const;

@@ -81,23 +81,6 @@ Result<SockPtr> connectWithTimeouts() {
   return sock;
 }
 
-int familyOf(const IpAddr& a) {
-  return a.isV4() ? AF_INET : AF_INET6;
-}
-
-unsigned lengthOf(const IpAddr& a) {
-  return a.isV4() ? 4 : 16;
-}
-
-std::optional<IpAddr> ipFromAttr(int family, const void* data, size_t len) {
-  if (family == AF_INET && len == 4) {
-    return IpAddr::fromRaw(Family::kIpv4, data);
-  }
-  if (family == AF_INET6 && len == 16) {
-    return IpAddr::fromRaw(Family::kIpv6, data);
-  }
-  return std::nullopt;
-}
 
 // What a route query got back.
 // gateway: RTA_GATEWAY, or RTA_VIA (an IPv4 route via an IPv6 router); encap: RTA_ENCAP, an
@@ -148,7 +131,7 @@ int onReply(nl_msg* msg, void* arg) {
     r.oif = nla_get_u32(const_cast<nlattr*>(a));
   }
   if (const nlattr* a = tb[RTA_GATEWAY]; a != nullptr) {
-    r.gateway = ipFromAttr(q->family, nla_data(a), static_cast<size_t>(nla_len(a)));
+    r.gateway = IpAddr::fromAf(q->family, nla_data(a), static_cast<size_t>(nla_len(a)));
     if (!r.gateway) {
       q->bad = "malformed RTA_GATEWAY";
     }
@@ -158,7 +141,7 @@ int onReply(nl_msg* msg, void* arg) {
     if (len >= sizeof(via)) {
       std::memcpy(&via, nla_data(v), sizeof(via));
       r.gateway =
-          ipFromAttr(via.rtvia_family, static_cast<const uint8_t*>(nla_data(v)) + sizeof(via),
+          IpAddr::fromAf(via.rtvia_family, static_cast<const uint8_t*>(nla_data(v)) + sizeof(via),
                      len - sizeof(via));
     }
     if (!r.gateway) {
@@ -176,9 +159,9 @@ Result<RouteReply> queryRoute(nl_sock* sock, const IpAddr& src, const IpAddr& ds
   if (!msg) {
     return XEMS_ERROR(std::make_error_code(std::errc::not_enough_memory), "nlmsg_alloc_simple");
   }
-  const unsigned len = lengthOf(dst);
+  const unsigned len = static_cast<unsigned>(dst.rawSize());
   rtmsg rtm{};
-  rtm.rtm_family = static_cast<uint8_t>(familyOf(dst));
+  rtm.rtm_family = static_cast<uint8_t>(dst.af());
   rtm.rtm_dst_len = static_cast<uint8_t>(len * 8);
   rtm.rtm_src_len = src.isAny() ? 0 : static_cast<uint8_t>(len * 8);
   int err = nlmsg_append(msg.get(), &rtm, sizeof(rtm), NLMSG_ALIGNTO);
@@ -201,7 +184,7 @@ Result<RouteReply> queryRoute(nl_sock* sock, const IpAddr& src, const IpAddr& ds
 
   Query q;
   q.seq = nlmsg_hdr(msg.get())->nlmsg_seq;
-  q.family = familyOf(dst);
+  q.family = dst.af();
   CbPtr cb(nl_cb_alloc(NL_CB_DEFAULT));
   if (!cb) {
     return XEMS_ERROR(std::make_error_code(std::errc::not_enough_memory), "nl_cb_alloc");
@@ -515,7 +498,7 @@ bool NextHopCache::kickNeighbour(uint32_t ifindex, const IpAddr& addr) {
   if (!n) {
     return false;
   }
-  const int family = familyOf(addr);
+  const int family = addr.af();
   std::unique_ptr<nl_addr, void (*)(nl_addr*)> dst(
       nl_addr_build(family, const_cast<uint8_t*>(addr.bytes()), addr.isV4() ? 4 : 16),
       nl_addr_put);

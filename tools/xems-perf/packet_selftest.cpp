@@ -1,10 +1,6 @@
 #include "tools/xems-perf/packet_selftest.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,53 +25,13 @@
 #include "tools/xems-perf/rtp_gen.h"
 #include "tools/xems-perf/rtp_packet.h"
 #include "tools/xems-perf/rtp_sink.h"
-
-extern char** environ;
+#include "tools/xems-perf/selftest_util.h"
 
 namespace xems::perf {
 
 namespace {
 
 using CheckFn = std::function<void(bool, std::string_view)>;
-
-void sleepMs(int ms) {
-  timespec ts{ms / 1000, (ms % 1000) * kNsPerMs};
-  ::nanosleep(&ts, nullptr);
-}
-
-// Runs a command (argv[0] looked up in PATH), output discarded; false unless it exits 0 within
-// 10 s (then it is killed).
-bool runCmd(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    return false;
-  }
-  int status = 0;
-  for (int i = 0; i < 1000; ++i) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
-    if (r < 0) {
-      return false;
-    }
-    sleepMs(10);
-  }
-  ::kill(pid, SIGKILL);
-  (void)::waitpid(pid, &status, 0);
-  return false;
-}
 
 // Per-namespace sysctls, written from a thread inside the namespace.
 Status writeSysctls(const std::string& netns, std::initializer_list<const char*> paths,
@@ -103,7 +59,7 @@ class Topology {
   ~Topology() {
     for (size_t i = 0; i < 3; ++i) {
       if (created_[i]) {
-        (void)runCmd({"ip", "netns", "del", *names()[i]});
+        (void)runCmd({"ip", "netns", "del", *names()[i]}, true);
       }
     }
   }
@@ -112,7 +68,7 @@ class Topology {
 
   bool setUp() {
     for (size_t i = 0; i < 3; ++i) {
-      created_[i] = runCmd({"ip", "netns", "add", *names()[i]});
+      created_[i] = runCmd({"ip", "netns", "add", *names()[i]}, true);
       if (!created_[i]) {
         fmt::print("  failed: ip netns add {}\n", *names()[i]);
         return false;
@@ -139,7 +95,7 @@ class Topology {
         {"ip", "-n", b, "-6", "route", "add", "default", "via", "fd00:203:2::1"},
     };
     for (const auto& s : steps) {
-      if (!runCmd(s)) {
+      if (!runCmd(s, true)) {
         std::string line;
         for (const std::string& w : s) {
           line += (line.empty() ? "" : " ") + w;
@@ -173,7 +129,7 @@ class Topology {
         return false;
       }
     }
-    if (!runCmd({"ip", "-n", a, "neigh", "flush", "dev", "pa"})) {
+    if (!runCmd({"ip", "-n", a, "neigh", "flush", "dev", "pa"}, true)) {
       fmt::print("  failed: ip -n {} neigh flush dev pa\n", a);
       return false;
     }
@@ -490,7 +446,7 @@ void testPacketMode(const CheckFn& check) {
     fmt::print("  [skip] packet mode: needs root\n");
     return;
   }
-  if (!runCmd({"ip", "-V"})) {
+  if (!runCmd({"ip", "-V"}, true)) {
     fmt::print("  [skip] packet mode: needs iproute2 (ip)\n");
     return;
   }

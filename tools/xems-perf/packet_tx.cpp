@@ -56,22 +56,6 @@ std::string netnsPath(std::string_view netns) {
   return fmt::format("/run/netns/{}", netns);
 }
 
-int afOf(const IpAddr& a) {
-  return a.isV4() ? AF_INET : AF_INET6;
-}
-size_t lenOf(const IpAddr& a) {
-  return a.isV4() ? 4 : 16;
-}
-
-std::optional<IpAddr> ipFrom(int family, const uint8_t* data, size_t len) {
-  if (family == AF_INET && len == 4) {
-    return IpAddr::fromRaw(Family::kIpv4, data);
-  }
-  if (family == AF_INET6 && len == 16) {
-    return IpAddr::fromRaw(Family::kIpv6, data);
-  }
-  return std::nullopt;
-}
 
 // A netlink request: header, a fixed struct, attributes. Lengths and the sequence number are
 // filled in by NeighbourResolver::request().
@@ -177,7 +161,7 @@ uint16_t fold(uint64_t sum) {
 // link came up, which is exactly when a test harness starts. Not to the destination itself: a
 // relay would get a stray datagram on its media port.
 void nudge(const IpAddr& src, const IpAddr& next_hop, int ifindex) {
-  UniqueFd fd(::socket(afOf(next_hop), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(::socket(next_hop.af(), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) {
     return;
   }
@@ -328,13 +312,13 @@ Result<NeighbourResolver::Reply> NeighbourResolver::request(std::string msg) {
 
 Status NeighbourResolver::kick(int ifindex, const IpAddr& addr) {
   ndmsg ndm{};
-  ndm.ndm_family = static_cast<uint8_t>(afOf(addr));
+  ndm.ndm_family = static_cast<uint8_t>(addr.af());
   ndm.ndm_ifindex = ifindex;
   // NTF_USE: create the entry if needed and start resolving it, as a packet to it would. The
   // state in the request is not applied.
   ndm.ndm_flags = NTF_USE;
   std::string m = nlRequest(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_ACK, ndm);
-  nlAttr(m, NDA_DST, addr.bytes(), lenOf(addr));
+  nlAttr(m, NDA_DST, addr.bytes(), addr.rawSize());
   auto r = request(std::move(m));
   if (!r.ok()) {
     return std::move(r).error();
@@ -365,13 +349,13 @@ Result<PacketRoute> NeighbourResolver::resolve(const IpAddr& src, const IpAddr& 
   // 1. The route, as `ip route get DST from SRC ipproto udp`.
   {
     rtmsg rtm{};
-    rtm.rtm_family = static_cast<uint8_t>(afOf(dst));
-    rtm.rtm_dst_len = static_cast<uint8_t>(lenOf(dst) * 8);
-    rtm.rtm_src_len = wildcard ? 0 : static_cast<uint8_t>(lenOf(dst) * 8);
+    rtm.rtm_family = static_cast<uint8_t>(dst.af());
+    rtm.rtm_dst_len = static_cast<uint8_t>(dst.rawSize() * 8);
+    rtm.rtm_src_len = wildcard ? 0 : static_cast<uint8_t>(dst.rawSize() * 8);
     std::string m = nlRequest(RTM_GETROUTE, 0, rtm);
-    nlAttr(m, RTA_DST, dst.bytes(), lenOf(dst));
+    nlAttr(m, RTA_DST, dst.bytes(), dst.rawSize());
     if (!wildcard) {
-      nlAttr(m, RTA_SRC, src.bytes(), lenOf(src));
+      nlAttr(m, RTA_SRC, src.bytes(), src.rawSize());
     }
     const uint8_t udp = IPPROTO_UDP;
     nlAttr(m, RTA_IP_PROTO, &udp, 1);
@@ -400,14 +384,14 @@ Result<PacketRoute> NeighbourResolver::resolve(const IpAddr& src, const IpAddr& 
                     std::memcpy(&oif, data, 4);
                     route.ifindex = static_cast<int>(oif);
                   } else if (type == RTA_GATEWAY) {
-                    gateway = ipFrom(rtm.rtm_family, data, len);
+                    gateway = IpAddr::fromAf(rtm.rtm_family, data, len);
                   } else if (type == RTA_VIA && len > sizeof(rtvia)) {
                     // An IPv4 route via an IPv6 router.
                     rtvia via{};
                     std::memcpy(&via, data, sizeof via);
-                    gateway = ipFrom(via.rtvia_family, data + sizeof via, len - sizeof via);
+                    gateway = IpAddr::fromAf(via.rtvia_family, data + sizeof via, len - sizeof via);
                   } else if (type == RTA_PREFSRC) {
-                    prefsrc = ipFrom(rtm.rtm_family, data, len);
+                    prefsrc = IpAddr::fromAf(rtm.rtm_family, data, len);
                   } else if (type == RTA_ENCAP) {
                     encap = true;
                   }
@@ -475,10 +459,10 @@ Result<PacketRoute> NeighbourResolver::resolve(const IpAddr& src, const IpAddr& 
   // Bounded by the deadline; the count is a second bound should the clock misbehave.
   for (int i = 0; i < 100'000; ++i) {
     ndmsg ndm{};
-    ndm.ndm_family = static_cast<uint8_t>(afOf(route.next_hop));
+    ndm.ndm_family = static_cast<uint8_t>(route.next_hop.af());
     ndm.ndm_ifindex = route.ifindex;
     std::string m = nlRequest(RTM_GETNEIGH, 0, ndm);
-    nlAttr(m, NDA_DST, route.next_hop.bytes(), lenOf(route.next_hop));
+    nlAttr(m, NDA_DST, route.next_hop.bytes(), route.next_hop.rawSize());
     auto r = request(std::move(m));
     if (!r.ok()) {
       return std::move(r).error().wrap(what);

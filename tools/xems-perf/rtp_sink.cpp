@@ -39,7 +39,7 @@ void Sink::prepare(uint32_t run_id, size_t streams, uint32_t max_seq,
   last_rx_ns_.store(0, std::memory_order_relaxed);
 }
 
-size_t Sink::latencyBucket(uint64_t us) {
+size_t latencyBucket(uint64_t us) {
   // 1 us resolution below 1024 us, then 16 sub-buckets per power of two.
   if (us < 1024) {
     return static_cast<size_t>(us);
@@ -50,7 +50,7 @@ size_t Sink::latencyBucket(uint64_t us) {
   return std::min(b, kLatencyBuckets - 1);
 }
 
-double Sink::bucketLowerUs(size_t bucket) {
+double latencyBucketLowerUs(size_t bucket) {
   if (bucket < 1024) {
     return static_cast<double>(bucket);
   }
@@ -165,10 +165,10 @@ void Sink::runImpl(const std::atomic<bool>& stop) {
   }
 }
 
-SinkTotals Sink::totals() const {
-  SinkTotals t = totals_;
+void summarizeStreams(const std::vector<SinkStreamStats>& streams,
+                      const std::vector<uint64_t>& latency_hist, SinkTotals& t) {
   size_t with_jitter = 0;
-  for (const SinkStreamStats& s : streams_) {
+  for (const SinkStreamStats& s : streams) {
     if (s.received > 1) {
       t.jitter_mean_us += s.jitter_ns / 1000.0;
       t.jitter_max_us = std::max(t.jitter_max_us, s.jitter_ns / 1000.0);
@@ -182,33 +182,38 @@ SinkTotals Sink::totals() const {
   if (with_jitter > 0) {
     t.jitter_mean_us /= static_cast<double>(with_jitter);
   }
-  t.socket_drops = overflow_base_set_ ? overflow_seen_ - overflow_base_ : overflow_seen_;
   uint64_t n = 0;
-  for (uint64_t c : latency_hist_) {
+  for (uint64_t c : latency_hist) {
     n += c;
   }
-  if (n > 0) {
-    auto pct = [&](double q) {
-      const uint64_t rank =
-          std::max<uint64_t>(1, static_cast<uint64_t>(q * static_cast<double>(n)));
-      uint64_t acc = 0;
-      for (size_t b = 0; b < latency_hist_.size(); ++b) {
-        acc += latency_hist_[b];
-        if (acc >= rank) {
-          return bucketLowerUs(b);
-        }
-      }
-      return bucketLowerUs(latency_hist_.size() - 1);
-    };
-    t.latency_p50_us = pct(0.5);
-    t.latency_p99_us = pct(0.99);
-    for (size_t b = latency_hist_.size(); b-- > 0;) {
-      if (latency_hist_[b] != 0) {
-        t.latency_max_us = bucketLowerUs(b);
-        break;
+  if (n == 0) {
+    return;
+  }
+  auto pct = [&](double q) {
+    const uint64_t rank = std::max<uint64_t>(1, static_cast<uint64_t>(q * static_cast<double>(n)));
+    uint64_t acc = 0;
+    for (size_t b = 0; b < latency_hist.size(); ++b) {
+      acc += latency_hist[b];
+      if (acc >= rank) {
+        return latencyBucketLowerUs(b);
       }
     }
+    return latencyBucketLowerUs(latency_hist.size() - 1);
+  };
+  t.latency_p50_us = pct(0.5);
+  t.latency_p99_us = pct(0.99);
+  for (size_t b = latency_hist.size(); b-- > 0;) {
+    if (latency_hist[b] != 0) {
+      t.latency_max_us = latencyBucketLowerUs(b);
+      break;
+    }
   }
+}
+
+SinkTotals Sink::totals() const {
+  SinkTotals t = totals_;
+  summarizeStreams(streams_, latency_hist_, t);
+  t.socket_drops = overflow_base_set_ ? overflow_seen_ - overflow_base_ : overflow_seen_;
   return t;
 }
 

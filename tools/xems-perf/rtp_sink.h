@@ -49,6 +49,16 @@ struct SinkTotals {
   std::string error;
 };
 
+// One-way latency histogram of both sinks: 1 us buckets below 1024 us, then 16 sub-buckets per
+// power of two (bpf/perf_sink.h keeps the same layout in the XDP sink).
+inline constexpr size_t kLatencyBuckets = 1024 + 32 * 16;
+size_t latencyBucket(uint64_t us);
+double latencyBucketLowerUs(size_t bucket);
+// The per-trial figures both sinks derive alike: sums over the streams, jitter mean/max over the
+// streams that received two or more, latency p50/p99/max from the histogram.
+void summarizeStreams(const std::vector<SinkStreamStats>& streams,
+                      const std::vector<uint64_t>& latency_hist, SinkTotals& t);
+
 // What the relay harness needs of a sink: this UDP Sink, or XdpSink (xdp_sink.h) which counts the
 // same probes in an XDP program in front of the socket.
 class SinkBackend {
@@ -82,9 +92,6 @@ class Sink : public SinkBackend {
   void runImpl(const std::atomic<bool>& stop);
   void account(const uint8_t* data, size_t len, const SockAddr& from, int64_t now);
 
-  static constexpr size_t kLatencyBuckets = 1024 + 32 * 16;
-  static size_t latencyBucket(uint64_t us);
-  static double bucketLowerUs(size_t bucket);
 
   UniqueFd socket_;
   uint32_t run_id_ = 0;

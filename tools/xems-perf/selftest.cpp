@@ -98,20 +98,36 @@ void testSinkAccounting() {
   }
 }
 
-void testGenToSink() {
+// A receiving and a sending UDP socket on 127.0.0.1; nothing (and a failed check) if the host
+// cannot open them.
+struct Loopback {
+  UniqueFd rx;
+  std::vector<UniqueFd> tx;  // one, as the Generator takes it
+  SockAddr dest;             // rx's address
+};
+std::optional<Loopback> loopback(int rcvbuf) {
   const SockAddr lo(*IpAddr::parse("127.0.0.1"), 0);
-  auto rx = openUdp("", lo, UdpSocketOptions{.rcvbuf = 16 << 20, .rx_overflow_counter = true});
+  auto rx = openUdp("", lo, UdpSocketOptions{.rcvbuf = rcvbuf, .rx_overflow_counter = true});
   auto tx = openUdp("", lo, UdpSocketOptions{});
   if (!rx.ok() || !tx.ok()) {
     check(false, "loopback sockets");
+    return std::nullopt;
+  }
+  Loopback l;
+  l.dest = *localAddress(rx->get());
+  l.rx = std::move(rx).value();
+  l.tx.push_back(std::move(tx).value());
+  return l;
+}
+
+void testGenToSink() {
+  auto l = loopback(16 << 20);
+  if (!l) {
     return;
   }
-  const SockAddr dest = *localAddress(rx->get());
-  std::vector<UniqueFd> fds;
-  fds.push_back(std::move(tx).value());
   constexpr size_t kStreams = 10;
-  Generator gen(std::move(fds), std::vector<SockAddr>(kStreams, dest), 99);
-  Sink sink(std::move(rx).value());
+  Generator gen(std::move(l->tx), std::vector<SockAddr>(kStreams, l->dest), 99);
+  Sink sink(std::move(l->rx));
   sink.prepare(3, kStreams, 4096);
   std::atomic<bool> stop{false};
   std::thread th([&] { sink.run(stop); });
@@ -134,17 +150,11 @@ void testGenToSink() {
 
 // --payload-bytes and --ptime: datagram size, RTP timestamp step, and the sink still counts them.
 void testProbeShape() {
-  const SockAddr lo(*IpAddr::parse("127.0.0.1"), 0);
-  auto rx = openUdp("", lo, UdpSocketOptions{.rcvbuf = 4 << 20});
-  auto tx = openUdp("", lo, UdpSocketOptions{});
-  if (!rx.ok() || !tx.ok()) {
-    check(false, "loopback sockets");
+  auto l = loopback(4 << 20);
+  if (!l) {
     return;
   }
-  const SockAddr dest = *localAddress(rx->get());
-  std::vector<UniqueFd> fds;
-  fds.push_back(std::move(tx).value());
-  Generator gen(std::move(fds), std::vector<SockAddr>(1, dest), 7);
+  Generator gen(std::move(l->tx), std::vector<SockAddr>(1, l->dest), 7);
   gen.setShape(401, 8 * 30);
   const GenResult g = gen.run(GenRunConfig{.pps = 1000, .seconds = 0.05, .run_id = 5});
   size_t got = 0;
@@ -154,7 +164,7 @@ void testProbeShape() {
   std::optional<uint32_t> last_ts;
   uint8_t buf[2048];
   for (const int64_t end = monoNs() + kNsPerSec; got < g.sent && monoNs() < end;) {
-    const ssize_t n = ::recv(rx->get(), buf, sizeof buf, MSG_DONTWAIT);
+    const ssize_t n = ::recv(l->rx.get(), buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0) {
       timespec ts{0, kNsPerMs};
       ::nanosleep(&ts, nullptr);

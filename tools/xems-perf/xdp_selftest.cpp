@@ -1,9 +1,5 @@
 #include "tools/xems-perf/xdp_selftest.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,52 +16,14 @@
 #include "tools/xems-perf/netns.h"
 #include "tools/xems-perf/rtp_gen.h"
 #include "tools/xems-perf/rtp_sink.h"
+#include "tools/xems-perf/selftest_util.h"
 #include "tools/xems-perf/xdp_sink.h"
-
-extern char** environ;
 
 namespace xems::perf {
 
 namespace {
 
 using CheckFn = std::function<void(bool, std::string_view)>;
-
-// Runs a command (argv[0] looked up in PATH) with stdout discarded; false unless it exits 0
-// within 10 s (then it is killed).
-bool runCmd(const std::vector<std::string>& argv, bool quiet = false) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  if (quiet) {
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  }
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    return false;
-  }
-  int status = 0;
-  for (int i = 0; i < 1000; ++i) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
-    if (r < 0) {
-      return false;
-    }
-    timespec ts{0, 10 * kNsPerMs};
-    ::nanosleep(&ts, nullptr);
-  }
-  ::kill(pid, SIGKILL);
-  (void)::waitpid(pid, &status, 0);
-  return false;
-}
 
 // Two namespaces, deleted (with the veth pair inside) in the destructor.
 class TestNamespaces {
@@ -116,11 +74,6 @@ class TestNamespaces {
  private:
   bool created_[2] = {false, false};
 };
-
-void sleepMs(int ms) {
-  timespec ts{ms / 1000, (ms % 1000) * kNsPerMs};
-  ::nanosleep(&ts, nullptr);
-}
 
 // Until every sink has been quiet for 100 ms after `since` (at most 3 s).
 void waitQuiet(const std::vector<const SinkBackend*>& sinks, int64_t since) {

@@ -100,15 +100,7 @@ Result<std::string> deviceOwning(const IpAddr& ip) {
   return found;
 }
 
-// 1 us buckets below 1024 us, then 16 per power of two: Sink::bucketLowerUs().
-double bucketLowerUs(size_t bucket) {
-  if (bucket < 1024) {
-    return static_cast<double>(bucket);
-  }
-  const size_t log2 = (bucket - 1024) / 16 + 10;
-  const size_t sub = (bucket - 1024) % 16;
-  return static_cast<double>((uint64_t{1} << log2) + (sub << (log2 - 4)));
-}
+static_assert(PERF_SINK_LATENCY_BUCKETS == kLatencyBuckets, "the sinks share one histogram layout");
 
 perf_sink_source toSource(const SockAddr& a) {
   perf_sink_source s{};
@@ -431,47 +423,7 @@ SinkTotals XdpSink::totals() const {
   t.datagrams = datagrams_ + socket_datagrams_;
   t.foreign = foreign_ + socket_datagrams_;
   t.stale = stale_;
-  size_t with_jitter = 0;
-  for (const SinkStreamStats& s : streams_) {
-    if (s.received > 1) {
-      t.jitter_mean_us += s.jitter_ns / 1000.0;
-      t.jitter_max_us = std::max(t.jitter_max_us, s.jitter_ns / 1000.0);
-      ++with_jitter;
-    }
-    t.received += s.received;
-    t.duplicates += s.duplicates;
-    t.reordered += s.reordered;
-    t.wrong_source += s.wrong_source;
-  }
-  if (with_jitter > 0) {
-    t.jitter_mean_us /= static_cast<double>(with_jitter);
-  }
-  uint64_t n = 0;
-  for (uint64_t c : latency_hist_) {
-    n += c;
-  }
-  if (n > 0) {
-    auto pct = [&](double q) {
-      const uint64_t rank =
-          std::max<uint64_t>(1, static_cast<uint64_t>(q * static_cast<double>(n)));
-      uint64_t acc = 0;
-      for (size_t b = 0; b < latency_hist_.size(); ++b) {
-        acc += latency_hist_[b];
-        if (acc >= rank) {
-          return bucketLowerUs(b);
-        }
-      }
-      return bucketLowerUs(latency_hist_.size() - 1);
-    };
-    t.latency_p50_us = pct(0.5);
-    t.latency_p99_us = pct(0.99);
-    for (size_t b = latency_hist_.size(); b-- > 0;) {
-      if (latency_hist_[b] != 0) {
-        t.latency_max_us = bucketLowerUs(b);
-        break;
-      }
-    }
-  }
+  summarizeStreams(streams_, latency_hist_, t);
   return t;
 }
 
