@@ -192,6 +192,9 @@ Status XdpForwardingTable::add(FlowSpec spec, UniqueFd socket) {
     }
   }
   if (!f.has_slot) {
+    if (free_slots_.empty()) {
+      reapCooledSlots();  // a call set up right after others ended: their slots may be ready
+    }
     if (auto slot = takeSlot()) {
       f.stats_idx = *slot;
       f.has_slot = maps_.resetStats(*slot).ok();
@@ -305,27 +308,29 @@ void XdpForwardingTable::refreshCounters(FlowId id) {
   }
 }
 
-void XdpForwardingTable::poll() {
+void XdpForwardingTable::reapCooledSlots() {
   // Slots of removed flows rest at least half a second: an XDP program still holding the old
   // entry must not count into the next flow.
   const auto now = Clock::now();
-  auto keep = std::remove_if(cooling_slots_.begin(), cooling_slots_.end(), [&](const auto& c) {
-    if (now - c.second < std::chrono::milliseconds(500)) {
-      return false;
-    }
-    free_slots_.push_back(c.first);
-    return true;
-  });
-  cooling_slots_.erase(keep, cooling_slots_.end());
-  // Flows added while every slot was in use (a burst of deletes and new calls at full capacity:
-  // the deleted calls' slots were still cooling) are offloaded as soon as slots come free,
-  // instead of staying in userspace for the rest of the call.
+  while (!cooling_slots_.empty() &&
+         now - cooling_slots_.front().second >= std::chrono::milliseconds(500)) {
+    free_slots_.push_back(cooling_slots_.front().first);
+    cooling_slots_.pop_front();
+  }
+}
+
+void XdpForwardingTable::poll() {
+  reapCooledSlots();
+  // Flows added while every slot was in use (calls set up right after others ended, at full
+  // capacity) are offloaded once slots come free, but only if no packet has gone through the
+  // worker yet: a packet still queued there would arrive after the next one XDP forwards, and
+  // a stream is never reordered. Those that carried packets stay in userspace.
   std::vector<FlowId> late;
   for (auto& [id, f] : flows_) {
     if (free_slots_.empty()) {
       break;
     }
-    if (f.has_slot || f.in_map) {
+    if (f.has_slot || f.in_map || f.spec.counters->packets.load(std::memory_order_relaxed) != 0) {
       continue;
     }
     const uint32_t slot = *takeSlot();

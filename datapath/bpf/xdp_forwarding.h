@@ -31,6 +31,7 @@
 // restored call claimed.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -151,6 +152,8 @@ class XdpForwardingTable final : public ForwardingTable {
   void linkUsers(FlowId id, const FlowSpec* old_spec, const FlowSpec& new_spec);
   void publishLearning(const Flow& f);
   void cool(uint32_t slot);
+  // Moves the slots that have rested long enough to the free list.
+  void reapCooledSlots();
   // LEARN mode: XDP forwarded packets from learn_expected under the entry written last.
   bool heardExpected(const Flow& f) const;
   std::optional<uint32_t> takeSlot();
@@ -171,7 +174,7 @@ class XdpForwardingTable final : public ForwardingTable {
   std::vector<uint32_t> free_slots_;
   // Slots of removed flows wait one poll() before reuse: an XDP program still holding the old
   // entry (RCU) must not count into a flow that got the slot a moment later.
-  std::vector<std::pair<uint32_t, Clock::time_point>> cooling_slots_;  // slot, since
+  std::deque<std::pair<uint32_t, Clock::time_point>> cooling_slots_;  // slot, since; oldest first
   XdpOffloadStats stats_;
 };
 
