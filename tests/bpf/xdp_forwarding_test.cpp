@@ -179,6 +179,20 @@ class XdpForwardingTest : public ::testing::Test {
     return v.ok() && v->has_value();
   }
 
+  // Maps with room for exactly one call's two flows; that call has just ended, so both stats
+  // slots are resting (500 ms) when the test goes on.
+  void endACallAtFullCapacity() {
+    auto small = BpfTester::load(LoadOptions{.max_flows = 2});
+    ASSERT_TRUE(small.ok()) << small.error().message;
+    tester_ = std::move(*small);
+    ASSERT_TRUE(tester_->table().addTxPort(env_->a_if).ok());
+    ASSERT_TRUE(tester_->table().addTxPort(env_->b_if).ok());
+    newTable();
+    addCall();
+    table_->remove(kA);
+    table_->remove(kB);
+  }
+
   void workerLatches(FlowId id, const SockAddr& src) {
     {
       std::lock_guard lock(counters_[id]->mu);
@@ -388,15 +402,7 @@ TEST_F(XdpForwardingTest, RemoveErasesAndUnhooksThePeer) {
 // in userspace and is offloaded once poll() finds a slot free, not left there for good (perf:
 // 19 % of packets stayed in userspace when 4000 calls were replaced by 4000 new ones at once).
 TEST_F(XdpForwardingTest, FlowsWithoutAStatsSlotAreOffloadedWhenOneComesFree) {
-  auto small = BpfTester::load(LoadOptions{.max_flows = 2});
-  ASSERT_TRUE(small.ok()) << small.error().message;
-  tester_ = std::move(*small);
-  ASSERT_TRUE(tester_->table().addTxPort(env_->a_if).ok());
-  ASSERT_TRUE(tester_->table().addTxPort(env_->b_if).ok());
-  newTable();
-  addCall();  // both slots taken
-  table_->remove(kA);
-  table_->remove(kB);
+  ASSERT_NO_FATAL_FAILURE(endACallAtFullCapacity());
   addCall();  // the old slots cool: no slot, userspace only
   EXPECT_FALSE(table_->kernelized(kA));
   EXPECT_EQ(run(fromAlice(), env_->a_if), XDP_PASS);
@@ -415,15 +421,7 @@ TEST_F(XdpForwardingTest, FlowsWithoutAStatsSlotAreOffloadedWhenOneComesFree) {
 // its socket would reach the peer after newer ones forwarded by XDP (perf: 1-8 reordered packets
 // per stream when streams moved mid-call).
 TEST_F(XdpForwardingTest, AFlowThatCarriedPacketsInUserspaceIsNotMovedToXdp) {
-  auto small = BpfTester::load(LoadOptions{.max_flows = 2});
-  ASSERT_TRUE(small.ok()) << small.error().message;
-  tester_ = std::move(*small);
-  ASSERT_TRUE(tester_->table().addTxPort(env_->a_if).ok());
-  ASSERT_TRUE(tester_->table().addTxPort(env_->b_if).ok());
-  newTable();
-  addCall();
-  table_->remove(kA);
-  table_->remove(kB);
+  ASSERT_NO_FATAL_FAILURE(endACallAtFullCapacity());
   addCall();
   counters_[kA]->packets.store(3);  // Alice's media is flowing through the worker
   std::this_thread::sleep_for(std::chrono::milliseconds(550));
@@ -437,15 +435,7 @@ TEST_F(XdpForwardingTest, AFlowThatCarriedPacketsInUserspaceIsNotMovedToXdp) {
 // A call set up once the slots of ended ones have rested takes them at once, without waiting for
 // the next poll(): no packet goes through userspace first.
 TEST_F(XdpForwardingTest, AddTakesSlotsThatHaveRested) {
-  auto small = BpfTester::load(LoadOptions{.max_flows = 2});
-  ASSERT_TRUE(small.ok()) << small.error().message;
-  tester_ = std::move(*small);
-  ASSERT_TRUE(tester_->table().addTxPort(env_->a_if).ok());
-  ASSERT_TRUE(tester_->table().addTxPort(env_->b_if).ok());
-  newTable();
-  addCall();
-  table_->remove(kA);
-  table_->remove(kB);
+  ASSERT_NO_FATAL_FAILURE(endACallAtFullCapacity());
   std::this_thread::sleep_for(std::chrono::milliseconds(550));
   addCall();  // no poll() in between
   EXPECT_TRUE(table_->kernelized(kA));
