@@ -13,6 +13,8 @@ import statistics
 import subprocess
 import sys
 
+from check_injected_loss import dropped_per_stream
+
 RELAYS = ("rtpengine", "xemsd", "xemsd-xdp", "kernel")
 # Ratio columns (numerator, denominator), shown when both relays were measured or requested.
 RATIOS = (("xemsd", "rtpengine"), ("xemsd-xdp", "rtpengine"), ("xemsd-xdp", "xemsd"),
@@ -105,9 +107,7 @@ def injected_drops(nft):
     """Packets the smoke's nftables rules dropped on purpose (sum of their counters)."""
     if not nft:
         return None
-    return sum(e["counter"].get("packets", 0)
-               for o in nft.get("nftables", []) if o.get("rule")
-               for e in o["rule"].get("expr", []) if isinstance(e, dict) and "counter" in e)
+    return sum(dropped_per_stream(nft).values())
 
 
 def datapath_figures(doc):

@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -25,36 +27,48 @@ int socketFamily(Family f) { return f == Family::kIpv6 ? AF_INET6 : AF_INET; }
 
 }  // namespace
 
-Result<UniqueFd> udpSocketInNetns(std::string_view netns, Family family) {
+Status runInNetns(std::string_view netns, const std::function<Status()>& fn) {
   if (netns.empty()) {
-    UniqueFd fd(::socket(socketFamily(family), SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!fd) {
-      return XEMS_ERRNO(errno, "socket");
-    }
-    return fd;
+    return fn();
   }
-  UniqueFd original(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!original) {
-    return XEMS_ERRNO(errno, "open /proc/thread-self/ns/net");
-  }
+  Status result = XEMS_INVALID("runInNetns: not run");
   const std::string path = netnsPath(netns);
-  UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!target) {
-    return XEMS_ERRNO(errno, fmt::format("open {}", path));
+  auto body = [&]() noexcept {
+    try {
+      UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!target) {
+        result = XEMS_ERRNO(errno, fmt::format("open {}: {}", path, std::strerror(errno)));
+        return;
+      }
+      // Only this thread moves; it ends right after, so nobody is left in the namespace.
+      if (::setns(target.get(), CLONE_NEWNET) != 0) {
+        result = XEMS_ERRNO(errno, fmt::format("setns {}: {}", path, std::strerror(errno)));
+        return;
+      }
+      result = fn();
+    } catch (const std::exception& e) {
+      result = XEMS_INVALID(fmt::format("runInNetns: {}", e.what()));
+    }
+  };
+  try {
+    std::thread th(body);
+    th.join();
+  } catch (const std::exception& e) {
+    return XEMS_INVALID(fmt::format("runInNetns: thread: {}", e.what()));
   }
-  if (::setns(target.get(), CLONE_NEWNET) != 0) {
-    return XEMS_ERRNO(errno, fmt::format("setns {}", path));
-  }
-  UniqueFd fd(::socket(socketFamily(family), SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  const int saved_errno = errno;
-  if (::setns(original.get(), CLONE_NEWNET) != 0) {
-    // This thread is now stuck in the wrong namespace; every later socket would be wrong.
-    fmt::print(stderr, "xems-perf: cannot return to the original network namespace\n");
-    std::abort();
-  }
-  if (!fd) {
-    return XEMS_ERRNO(saved_errno, fmt::format("socket in netns {}", netns));
-  }
+  return result;
+}
+
+Result<UniqueFd> udpSocketInNetns(std::string_view netns, Family family) {
+  UniqueFd fd;
+  XEMS_TRY_STATUS(runInNetns(netns, [&]() -> Status {
+    fd = UniqueFd(::socket(socketFamily(family), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      return XEMS_ERRNO(errno, netns.empty() ? std::string("socket")
+                                             : fmt::format("socket in netns {}", netns));
+    }
+    return okStatus();
+  }));
   return fd;
 }
 

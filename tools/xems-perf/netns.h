@@ -5,6 +5,7 @@
 // later, so each socket is created after a per-thread setns() and the thread switches back.
 #pragma once
 
+#include <functional>
 #include <string_view>
 
 #include "common/net.h"
@@ -15,6 +16,12 @@ namespace xems::perf {
 
 // "NAME" means /run/netns/NAME (iproute2); a value containing '/' is used as a path; empty means
 // the caller's namespace.
+//
+// Runs `fn` on a short-lived thread that joined `netns` (empty: directly, here): sockets of every
+// kind, netlink queries and XDP attachment by ifindex belong to the namespace of the thread that
+// makes them, and a thread of its own cannot leave the caller stranded in the wrong namespace.
+Status runInNetns(std::string_view netns, const std::function<Status()>& fn);
+
 Result<UniqueFd> udpSocketInNetns(std::string_view netns, Family family);
 
 struct UdpSocketOptions {

@@ -1,6 +1,5 @@
 #include "tools/xems-perf/packet_tx.h"
 
-#include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/neighbour.h>
 #include <linux/netlink.h>
@@ -8,7 +7,6 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -16,9 +14,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <exception>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -47,15 +43,6 @@ constexpr int kUsableNud =
 Error errnoError(int err, std::string_view what) {
   return XEMS_ERRNO(err, fmt::format("{}: {}", what, std::strerror(err)));
 }
-
-std::string netnsPath(std::string_view netns) {
-  // Same convention as netns.h: a bare name is an iproute2 namespace.
-  if (netns.find('/') != std::string_view::npos) {
-    return std::string(netns);
-  }
-  return fmt::format("/run/netns/{}", netns);
-}
-
 
 // A netlink request: header, a fixed struct, attributes. Lengths and the sequence number are
 // filled in by NeighbourResolver::request().
@@ -193,39 +180,6 @@ void nudge(const IpAddr& src, const IpAddr& next_hop, int ifindex) {
 }
 
 }  // namespace
-
-Status runInNetns(std::string_view netns, const std::function<Status()>& fn) {
-  Status result = XEMS_INVALID("runInNetns: not run");
-  const std::string path = netns.empty() ? std::string() : netnsPath(netns);
-  auto body = [&]() noexcept {
-    try {
-      if (!path.empty()) {
-        UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!target) {
-          const int e = errno;
-          result = errnoError(e, fmt::format("open {}", path));
-          return;
-        }
-        // Only this thread moves; it ends right after, so nobody is left in the namespace.
-        if (::setns(target.get(), CLONE_NEWNET) != 0) {
-          const int e = errno;
-          result = errnoError(e, fmt::format("setns {}", path));
-          return;
-        }
-      }
-      result = fn();
-    } catch (const std::exception& e) {
-      result = XEMS_INVALID(fmt::format("runInNetns: {}", e.what()));
-    }
-  };
-  try {
-    std::thread th(body);
-    th.join();
-  } catch (const std::exception& e) {
-    return XEMS_INVALID(fmt::format("runInNetns: thread: {}", e.what()));
-  }
-  return result;
-}
 
 struct NeighbourResolver::Reply {
   int error = 0;  // errno from an NLMSG_ERROR answer (0 with type NLMSG_ERROR: an ACK)

@@ -15,9 +15,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <string>
-#include <string_view>
 
 #include "common/net.h"
 #include "common/result.h"
@@ -25,12 +23,6 @@
 #include "tools/xems-perf/rtp_packet.h"
 
 namespace xems::perf {
-
-// Runs `fn` on a short-lived thread that joined `netns` ("NAME" = /run/netns/NAME, a path, or
-// empty = the caller's namespace): netlink and packet sockets belong to the namespace of the
-// thread that creates them, and a thread of its own cannot leave the caller stranded in the
-// wrong namespace.
-Status runInNetns(std::string_view netns, const std::function<Status()>& fn);
 
 using Mac = std::array<uint8_t, 6>;
 

@@ -49,11 +49,10 @@ class Generator {
   Generator(std::vector<UniqueFd> sockets, std::vector<SockAddr> dests, uint32_t seed);
 
   size_t streams() const { return streams_.size(); }
-  GenMode mode() const { return mode_; }
   // RTP payload bytes per packet (kMinPayloadSize..kMaxPayloadSize; default 160) and the RTP
-  // timestamp step per packet (8 kHz x ptime: 160 for 20 ms). Call before setDestinations().
+  // timestamp step per packet (8 kHz x ptime: 160 for 20 ms). Call before usePacketMode() and
+  // setDestinations(): they build the packet mode's frame templates for this size.
   void setShape(size_t payload, uint32_t ts_step);
-  size_t payloadSize() const { return payload_; }
   // Switches to GenMode::kPacket: opens one AF_PACKET socket per UDP socket in `netns` (where the
   // UDP sockets were created; empty = ours) and resolves the current destinations. The UDP
   // sockets stay open: their addresses are the frames' source. Needs CAP_NET_RAW, and

@@ -1,23 +1,19 @@
 #include "tools/xems-perf/xdp_sink.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <functional>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -43,40 +39,16 @@ int libbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   return std::vfprintf(stderr, format, args);
 }
 
-// Runs `fn` with this thread in `netns` ("NAME" = /run/netns/NAME, a path, or empty = ours).
-Status inNetns(std::string_view netns, const std::function<Status()>& fn) {
-  if (netns.empty()) {
-    return fn();
-  }
-  UniqueFd original(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!original) {
-    return XEMS_ERRNO(errno, "open /proc/thread-self/ns/net");
-  }
-  const std::string path = netns.find('/') != std::string_view::npos
-                               ? std::string(netns)
-                               : fmt::format("/run/netns/{}", netns);
-  UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!target) {
-    return XEMS_ERRNO(errno, fmt::format("open {}", path));
-  }
-  if (::setns(target.get(), CLONE_NEWNET) != 0) {
-    return XEMS_ERRNO(errno, fmt::format("setns {}", path));
-  }
-  Status s = fn();
-  if (::setns(original.get(), CLONE_NEWNET) != 0) {
-    fmt::print(stderr, "xems-perf: cannot return to the original network namespace\n");
-    std::abort();
-  }
-  return s;
-}
-
 bool isV4Mapped(const IpAddr& ip) {
   static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return ip.isV6() && std::memcmp(ip.bytes(), kPrefix, sizeof kPrefix) == 0;
 }
 
 // The device in the current namespace with `ip` configured on it.
-Result<std::string> deviceOwning(const IpAddr& ip) {
+Result<std::string> deviceOwning(IpAddr ip) {
+  if (isV4Mapped(ip)) {
+    ip = IpAddr::fromRaw(Family::kIpv4, ip.bytes() + 12);  // as load() matches it
+  }
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) {
     return XEMS_ERRNO(errno, "getifaddrs");
@@ -187,7 +159,7 @@ Result<std::unique_ptr<XdpSink>> XdpSink::create(UniqueFd socket, const XdpSinkO
     return std::move(first).error();
   }
   const int prog_fd = bpf_program__fd((*first)->progs.xems_perf_sink);
-  Status attached = inNetns(options.netns, [&]() -> Status {
+  Status attached = runInNetns(options.netns, [&]() -> Status {
     sink->device_ = options.device;
     if (sink->device_.empty()) {
       if (local->ip().isAny()) {
